@@ -1,0 +1,38 @@
+"""The in-memory shapes that travel between the pipeline stages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(slots=True, frozen=True)
+class Activity:
+    """One decoded Customer Activity event, as handlers see it.
+
+    `data` is the decoded Avro record for the event's data shape: a plain dict with
+    Voucherify's field names. Handlers read it; they never mutate it.
+    """
+
+    id: str
+    type: str  # the exact type string from the wire
+    canonical_type: str  # the catalogue's name (aliases folded), or the wire type if unknown
+    family: str  # the handler family, "unknown" for types the catalogue does not know
+    data: dict[str, Any]
+    created_at_ms: int
+    group_id: str | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class Result:
+    """One record for a downstream topic, produced by a handler.
+
+    `stream` is the topic suffix (`redemptions` -> `<prefix>redemptions`); `schema` is the
+    full name of its Avro record in `avro/results/`; `key` is the customer id, so that a
+    customer's results stay in order on one partition.
+    """
+
+    stream: str
+    schema: str
+    key: str | None
+    value: dict[str, Any]
