@@ -36,3 +36,22 @@ class Result:
     schema: str
     key: str | None
     value: dict[str, Any]
+
+
+def activity_from_record(record: dict[str, Any]) -> Activity:
+    """An Activity from a decoded envelope record (fastavro, `return_record_name=True`)."""
+    from consumer.catalogue import canonical, family_of  # local: model stays import-light
+
+    event_type: str = record["type"]
+    canonical_type = canonical(event_type)
+    created = record["created_at"]
+    created_ms = created if type(created) is int else int(created.timestamp() * 1000)
+    return Activity(
+        id=record["id"],
+        type=event_type,
+        canonical_type=canonical_type,
+        family=family_of(canonical_type),
+        data=record["data"][1],
+        created_at_ms=created_ms,
+        group_id=record.get("group_id"),
+    )

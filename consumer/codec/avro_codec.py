@@ -43,9 +43,7 @@ class AvroCodec:
         self.store = store or SchemaStore()
         self.current = WriterSchema.of(self.store.envelope)
         self.converter = ActivityConverter(self.store.envelope, self.store.type_to_shape())
-        self.single_object = SingleObject(
-            self.current, tuple(WriterSchema.of(s) for s in known_writers)
-        )
+        self.single_object = SingleObject(self.current, tuple(WriterSchema.of(s) for s in known_writers))
         self.confluent = Confluent(registry, subject, self.current) if registry is not None else None
         if framing == "confluent" and self.confluent is None:
             raise ValueError("the confluent framing needs a schema registry client")
@@ -89,13 +87,11 @@ class AvroCodec:
             return self._decode_unknown_branch(payload, offset, writer, framing)
 
     @staticmethod
-    def _read(
-        payload: bytes, offset: int, writer: WriterSchema, reader: WriterSchema, framing: str
-    ) -> dict[str, Any]:
+    def _read(payload: bytes, offset: int, writer: WriterSchema, reader: WriterSchema, framing: str) -> dict[str, Any]:
         buf = io.BytesIO(payload)
         buf.seek(offset)
         try:
-            record: dict[str, Any] = schemaless_reader(
+            record: Any = schemaless_reader(
                 buf,
                 writer.parsed,
                 None if reader is writer else reader.parsed,
@@ -114,9 +110,7 @@ class AvroCodec:
             raise DecodeError("malformed", "not a Customer Activity record", framing)
         return record
 
-    def _decode_unknown_branch(
-        self, payload: bytes, offset: int, writer: WriterSchema, framing: str
-    ) -> dict[str, Any]:
+    def _decode_unknown_branch(self, payload: bytes, offset: int, writer: WriterSchema, framing: str) -> dict[str, Any]:
         """The writer's data branch is newer than ours: keep the data as untyped JSON."""
         record = self._read(payload, offset, writer, writer, framing)
         conv = self._writer_converters.get(id(writer))

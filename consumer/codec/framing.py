@@ -83,7 +83,9 @@ class SingleObject:
         schema = self.by_fingerprint.get(payload[2:10])
         if schema is None:
             raise DecodeError(
-                "unknown_fingerprint", f"no local schema has fingerprint {payload[2:10].hex()}", self.name
+                "unknown_fingerprint",
+                f"no local schema has fingerprint {payload[2:10].hex()}",
+                self.name,
             )
         return schema, 10
 
@@ -103,9 +105,7 @@ class Confluent:
     def _register(self) -> bytes:
         from confluent_kafka.schema_registry import Schema as RegistrySchema
 
-        schema_id = self.client.register_schema(
-            self.subject, RegistrySchema(json.dumps(self.current.raw), "AVRO")
-        )
+        schema_id = self.client.register_schema(self.subject, RegistrySchema(json.dumps(self.current.raw), "AVRO"))
         self._by_id[schema_id] = self.current
         return struct.pack(">bI", CONFLUENT_MAGIC, schema_id)
 

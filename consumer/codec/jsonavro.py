@@ -184,6 +184,7 @@ class Converters:
                 return (bname, benc(v))
 
             return enc_one, bdec
+
         # ["long", "double"] and the like: the first branch that accepts the value.
         def enc_any(v: Any) -> Any:
             for bname, benc, _ in compiled:

@@ -12,7 +12,7 @@ import os
 from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from fastavro import parse_schema
 from fastavro.schema import fingerprint, to_parsing_canonical_form
@@ -79,7 +79,7 @@ class SchemaStore:
     def expand(self, name: str) -> dict[str, Any]:
         """A self-contained schema for `name`: each named type defined once, at first use."""
         seen: set[str] = set()
-        return self._expand(self.files[_full(name, NAMESPACE)], NAMESPACE, seen)  # type: ignore[no-any-return]
+        return cast(dict[str, Any], self._expand(self.files[_full(name, NAMESPACE)], NAMESPACE, seen))
 
     def _expand(self, schema: Schema, namespace: str, seen: set[str]) -> Schema:
         if isinstance(schema, str):
@@ -125,7 +125,7 @@ class SchemaStore:
 
     @cached_property
     def envelope_parsed(self) -> dict[str, Any]:
-        return parse_schema(self.envelope)  # type: ignore[no-any-return]
+        return parsed(self.envelope)
 
     def type_to_shape(self) -> dict[str, str]:
         """Event type -> short name of its data record (see avro/envelope/type_to_shape.json)."""
@@ -134,7 +134,7 @@ class SchemaStore:
 
 
 def parsed(schema: Schema) -> dict[str, Any]:
-    return parse_schema(schema)  # type: ignore[no-any-return]
+    return cast(dict[str, Any], parse_schema(schema))
 
 
 def crc64_fingerprint(parsed_schema: Schema) -> bytes:

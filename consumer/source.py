@@ -1,0 +1,69 @@
+"""The Kafka consumer: subscribe by list or pattern, batch polls, rebalance callbacks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from confluent_kafka import Consumer, Message, TopicPartition
+
+from consumer.config import Settings
+
+RebalanceCb = Callable[[Consumer, list[TopicPartition]], None]
+
+
+def consumer_config(settings: Settings, **callbacks: Any) -> dict[str, Any]:
+    conf: dict[str, Any] = {
+        "bootstrap.servers": settings.bootstrap_servers,
+        "group.id": settings.group_id,
+        "enable.auto.commit": False,  # only the checkpoint commits
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "earliest",
+        # Never hand uncommitted (aborted) transactional results to anyone downstream of us.
+        "isolation.level": "read_committed",
+        "statistics.interval.ms": 5000,
+        "fetch.wait.max.ms": 100,
+        **settings.kafka,
+    }
+    for producer_only in (
+        "acks",
+        "linger.ms",
+        "compression.type",
+        "enable.idempotence",
+        "transactional.id",
+    ):
+        conf.pop(producer_only, None)
+    conf.update({k: v for k, v in callbacks.items() if v is not None})
+    return conf
+
+
+class Source:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        on_assign: RebalanceCb,
+        on_revoke: RebalanceCb,
+        on_lost: RebalanceCb,
+        on_commit: Callable[..., None] | None = None,
+        stats_cb: Callable[[str], None] | None = None,
+        error_cb: Callable[[Any], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.consumer = Consumer(consumer_config(settings, on_commit=on_commit, stats_cb=stats_cb, error_cb=error_cb))
+        self._callbacks = (on_assign, on_revoke, on_lost)
+
+    def subscribe(self) -> None:
+        on_assign, on_revoke, on_lost = self._callbacks
+        topics = list(self.settings.topics) if self.settings.topics else [str(self.settings.pattern)]
+        self.consumer.subscribe(topics, on_assign=on_assign, on_revoke=on_revoke, on_lost=on_lost)
+
+    def poll_batch(self, max_messages: int, timeout: float) -> list[Message]:
+        return self.consumer.consume(max_messages, timeout)
+
+    def partition_counts(self, topics: list[str], timeout: float = 10.0) -> dict[str, int]:
+        md = self.consumer.list_topics(timeout=timeout)
+        return {t: len(md.topics[t].partitions) for t in topics if t in md.topics}
+
+    def close(self) -> None:
+        self.consumer.close()

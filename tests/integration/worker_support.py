@@ -1,0 +1,234 @@
+"""Helpers for worker tests on a real broker: streams of events in, everything out."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from consumer.catalogue import SEED_TYPES, canonical
+from consumer.codec import AvroCodec
+from consumer.produce import customer_key
+
+REPO = Path(__file__).resolve().parents[2]
+CORPUS = REPO.parent / "shared" / "voucherify" / "examples"
+SEED_FIXTURES = REPO / "tests" / "fixtures" / "seed"
+TANSU_GROUP_ENV = {
+    "KAFKA_SESSION_TIMEOUT_MS": "6000",
+    "KAFKA_HEARTBEAT_INTERVAL_MS": "500",
+    "KAFKA_GROUP_PROTOCOL": "classic",
+}
+
+
+def templates() -> list[dict[str, Any]]:
+    """One event per seed type at least (corpus + spec fixtures), plus the corpus' others."""
+    files = sorted(CORPUS.glob("*.json")) + sorted(SEED_FIXTURES.glob("*.json"))
+    events = [json.loads(p.read_text()) for p in files]
+    covered = {canonical(e["type"]) for e in events}
+    missing = SEED_TYPES - covered
+    assert not missing, f"no template for seed types {sorted(missing)}"
+    return events
+
+
+@dataclass
+class Sent:
+    ids: list[str]
+    poison_ids: list[str]
+    unknown_ids: list[str]
+
+
+def make_stream(n: int, *, unknown: int = 0, poison: int = 0, seed: int = 1) -> list[tuple[str, str | None, bytes]]:
+    """n events cycling through every template, `unknown` of a future type, `poison` undecodable.
+
+    Returns (activity id, key, framed value) triples; poison values carry a real id header only.
+    """
+    codec = AvroCodec()
+    base = templates()
+    out: list[tuple[str, str | None, bytes]] = []
+    for i in range(n):
+        event = dict(base[i % len(base)])
+        event["id"] = f"evcus_{seed:02d}{i:08d}{uuid.uuid4().hex[:6]}"
+        out.append((event["id"], customer_key(event), codec.encode_json(event)))
+    for i in range(unknown):
+        event = dict(base[i % len(base)])
+        event["id"] = f"evcus_unk{i:06d}{uuid.uuid4().hex[:6]}"
+        event["type"] = "customer.teleported"
+        out.append((event["id"], customer_key(event), codec.encode_json(event)))
+    for i in range(poison):
+        out.append((f"evcus_bad{i:06d}{uuid.uuid4().hex[:6]}", f"cust_bad{i}", b"\x00\x00\x00\x00\x07garbage"))
+    return out
+
+
+def produce(bootstrap: str, topic: str, stream: Iterable[tuple[str, str | None, bytes]], partition: int | None = None) -> None:
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 10, "enable.idempotence": True})
+    errors: list[str] = []
+
+    def report(err: Any, _msg: Any) -> None:
+        if err is not None:
+            errors.append(str(err))
+
+    for activity_id, key, value in stream:
+        kwargs: dict[str, Any] = {"headers": [("activity-id", activity_id.encode())], "on_delivery": report}
+        if partition is not None:
+            kwargs["partition"] = partition
+        while True:
+            try:
+                producer.produce(topic, value, key, **kwargs)
+                break
+            except BufferError:
+                producer.poll(0.1)
+        producer.poll(0)
+    assert producer.flush(30) == 0
+    assert not errors, errors[:3]
+
+
+@dataclass
+class Record:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: dict[str, bytes]
+
+
+def read_all(bootstrap: str, topics: list[str], timeout: float = 30.0) -> list[Record]:
+    """Every committed record of `topics` (read_committed), from the start to the high mark."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"reader-{uuid.uuid4().hex[:8]}",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+            "enable.partition.eof": True,
+        }
+    )
+    try:
+        md = consumer.list_topics(timeout=10)
+        tps = [
+            TopicPartition(t, p, 0) for t in topics if t in md.topics for p in md.topics[t].partitions
+        ]
+        if not tps:
+            return []
+        ends = {}
+        for tp in tps:
+            _low, high = consumer.get_watermark_offsets(tp, timeout=10)
+            ends[(tp.topic, tp.partition)] = high
+        consumer.assign(tps)
+        remaining = {k for k, high in ends.items() if high > 0}
+        out: list[Record] = []
+        deadline = time.monotonic() + timeout
+        while remaining and time.monotonic() < deadline:
+            for m in consumer.consume(1000, 0.5):
+                key = (m.topic(), m.partition())
+                if m.error() is not None:
+                    if m.error().code() == -191:  # partition EOF
+                        remaining.discard(key)
+                    continue
+                out.append(
+                    Record(m.topic(), m.partition(), m.offset(), m.key(), m.value(), dict(m.headers() or []))
+                )
+                if m.offset() + 1 >= ends[key]:
+                    remaining.discard(key)
+        assert not remaining, f"did not reach the end of {sorted(remaining)}"
+        return out
+    finally:
+        consumer.close()
+
+
+def output_topics(bootstrap: str, input_topic: str) -> list[str]:
+    admin_consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "lister"})
+    try:
+        names = admin_consumer.list_topics(timeout=10).topics
+        return sorted(t for t in names if t.startswith(input_topic + "."))
+    finally:
+        admin_consumer.close()
+
+
+def start_worker(
+    bootstrap: str,
+    topic: str,
+    group: str,
+    *,
+    guarantee: str = "at-least-once",
+    idle: float | None = 4.0,
+    batch_size: int = 100,
+    extra: list[str] | None = None,
+    env: dict[str, str] | None = None,
+    log_path: Path | None = None,
+) -> subprocess.Popen[bytes]:
+    args = [
+        sys.executable,
+        "-m",
+        "consumer.cli",
+        "run",
+        "--bootstrap-servers",
+        bootstrap,
+        "--topics",
+        topic,
+        "--group-id",
+        group,
+        "--processing-guarantee",
+        guarantee,
+        "--metrics-port",
+        "0",
+        "--batch-size",
+        str(batch_size),
+        "--log-format",
+        "json",
+        *(["--stop-when-idle", str(idle)] if idle else []),
+        *(extra or []),
+    ]
+    full_env = {**os.environ, **TANSU_GROUP_ENV, **(env or {})}
+    out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
+    return subprocess.Popen(args, cwd=REPO, env=full_env, stdout=out, stderr=subprocess.STDOUT)
+
+
+def wait_for_records(bootstrap: str, topics: list[str], at_least: int, timeout: float = 60.0) -> int:
+    """Poll high watermarks until the topics hold `at_least` records in all."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "watcher"})
+    try:
+        deadline = time.monotonic() + timeout
+        total = 0
+        while time.monotonic() < deadline:
+            md = consumer.list_topics(timeout=10)
+            total = 0
+            for t in topics:
+                if t in md.topics:
+                    for p in md.topics[t].partitions:
+                        total += consumer.get_watermark_offsets(TopicPartition(t, p), timeout=10)[1]
+            if total >= at_least:
+                return total
+            time.sleep(0.05)
+        return total
+    finally:
+        consumer.close()
+
+
+def expected_results(stream: Iterable[tuple[str, str | None, bytes]]) -> dict[str, int]:
+    """How many records each event yields when processed once (results, or one dead letter)."""
+    from consumer.codec import DecodeError
+    from consumer.model import activity_from_record
+    from consumer.router import Router
+
+    codec, router = AvroCodec(), Router()
+    out: dict[str, int] = {}
+    for activity_id, _key, value in stream:
+        try:
+            out[activity_id] = len(router.route(activity_from_record(codec.decode(value))))
+        except DecodeError:
+            out[activity_id] = 1
+    return out
+
+
+def activity_ids(records: Iterable[Record]) -> list[str]:
+    return [r.headers["activity-id"].decode() for r in records if "activity-id" in r.headers]
