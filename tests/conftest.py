@@ -1,0 +1,101 @@
+"""Shared fixtures: a real Kafka-protocol broker for integration tests.
+
+``KAFKA_BOOTSTRAP_SERVERS`` set: the tests use that cluster. Otherwise one embedded Tansu
+broker (``consumer.embedded_broker``) is started for the whole session and stopped at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from collections.abc import Iterator, Mapping
+from typing import Any, Protocol
+
+import pytest
+
+from consumer.embedded_broker import EmbeddedBroker, create_topics, wait_for_broker
+
+# Consumer settings for quick group joins on Tansu. Tansu answers the first JoinGroup after
+# about session.timeout.ms / 2 (never under ~1 s), so the 45 s default costs ~23 s per join and
+# these ~3 s. KIP-848 (group.protocol=consumer) never completes a join on Tansu: keep classic.
+FAST_GROUP_CONFIG: dict[str, Any] = {
+    "group.protocol": "classic",
+    "session.timeout.ms": 6000,
+    "heartbeat.interval.ms": 500,
+    "auto.offset.reset": "earliest",
+    # Shorter fetch long-poll: a test's last poll() returns sooner when a partition runs dry.
+    "fetch.wait.max.ms": 100,
+}
+
+_TOPIC_UNSAFE = re.compile(r"[^a-zA-Z0-9._-]+")
+
+
+class TopicFactory(Protocol):
+    def __call__(
+        self,
+        partitions: int = 4,
+        *,
+        prefix: str | None = None,
+        config: Mapping[str, str] | None = None,
+    ) -> str: ...
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    """``bootstrap.servers`` of the broker for this session (external or embedded Tansu)."""
+    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip()
+    if external:
+        wait_for_broker(external, timeout_s=30.0)
+        yield external
+        return
+    broker = EmbeddedBroker()
+    broker.start()
+    try:
+        yield broker.bootstrap_servers
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+def topic_factory(kafka_bootstrap: str, request: pytest.FixtureRequest) -> TopicFactory:
+    """``new_topic(partitions=4, *, prefix=None, config=None) -> name``.
+
+    Creates a uniquely named topic (test name + uuid) and returns once all its partitions
+    have leaders. Topics are not deleted: names never repeat and Tansu's storage is in memory.
+    """
+    test_name = _TOPIC_UNSAFE.sub("-", request.node.name)[:60].strip("-.") or "test"
+
+    def new_topic(
+        partitions: int = 4,
+        *,
+        prefix: str | None = None,
+        config: Mapping[str, str] | None = None,
+    ) -> str:
+        name = f"{prefix or test_name}.{uuid.uuid4().hex[:12]}"
+        create_topics(kafka_bootstrap, {name: partitions}, topic_config=config)
+        return name
+
+    return new_topic
+
+
+@pytest.fixture
+def new_topic(topic_factory: TopicFactory) -> str:
+    """A fresh 4-partition topic on ``kafka_bootstrap``."""
+    return topic_factory(4)
+
+
+@pytest.fixture
+def fast_group_config() -> dict[str, Any]:
+    """A fresh copy of :data:`FAST_GROUP_CONFIG` (no bootstrap.servers, no group.id)."""
+    return dict(FAST_GROUP_CONFIG)
+
+
+@pytest.fixture
+def consumer_config(kafka_bootstrap: str, fast_group_config: dict[str, Any]) -> dict[str, Any]:
+    """``fast_group_config`` plus ``bootstrap.servers`` and a group.id unique to the test."""
+    return {
+        **fast_group_config,
+        "bootstrap.servers": kafka_bootstrap,
+        "group.id": f"test-group-{uuid.uuid4().hex[:12]}",
+    }
