@@ -8,8 +8,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
-from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
+from consumer.admin import create_topics
 from consumer.codec.results import ResultEncoder
 from consumer.config import Settings
 from consumer.logs import get as get_logger
@@ -111,14 +111,11 @@ class Sink:
             self._ensured.add(source)
         if not wanted:
             return
-        admin = AdminClient(self._admin_conf)
-        futures = admin.create_topics([NewTopic(t, n, -1) for t, n in wanted.items()], request_timeout=15)
-        for topic, future in futures.items():
-            try:
-                future.result(timeout=20)
-            except KafkaException as exc:
-                if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                    log.warning("topic_create_failed", topic=topic, error=str(exc.args[0]))
+        try:
+            create_topics(self.settings.bootstrap_servers, wanted, client_config=self._admin_conf)
+        except (KafkaException, TimeoutError) as exc:
+            # Not fatal: the topics may exist already or be created by the platform team.
+            log.warning("topic_create_failed", topics=sorted(wanted), error=str(exc))
 
     # -- producing ------------------------------------------------------------------------
     def forward(self, source_topic: str, activity: Activity, results: list[Result], ticket: Ticket) -> None:
