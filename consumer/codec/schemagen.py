@@ -195,7 +195,11 @@ class _Generator:
 
     def _type(self, s: Schema, inline_name: str) -> Any:
         if "$ref" in s:
-            return self.component(_ref_name(s["$ref"]))
+            name = _ref_name(s["$ref"])
+            target = self.components[name]
+            if not self._is_object(target) and "oneOf" not in target and "anyOf" not in target:
+                return self._type(target, name)  # a named string/number schema: inline it
+            return self.component(name)
         for key in ("allOf", "oneOf", "anyOf"):
             parts = s.get(key)
             if parts and len(parts) == 1 and not s.get("properties"):

@@ -1,0 +1,125 @@
+"""What every handler shares: result names, None-safe field readers, redaction.
+
+Handlers read the decoded Avro data record, where every field is present and absent ones
+are None, but a seed event whose data did not fit its record arrives as untyped JSON
+(`{"json": ...}`). So every reader here checks the type of what it returns and never raises.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any, Final
+
+from consumer.model import Activity, Result
+
+Handler = Callable[[Activity], list[Result]]
+Data = dict[str, Any]
+
+NAMESPACE: Final = "voucherify.activity.results"
+
+# stream (topic suffix) -> full name of its record in avro/results/
+STREAM_SCHEMAS: Final[dict[str, str]] = {
+    "lifecycle": f"{NAMESPACE}.CustomerLifecycleChange",
+    "redemptions": f"{NAMESPACE}.RedemptionRecord",
+    "loyalty": f"{NAMESPACE}.LoyaltyLedgerEntry",
+    "gift-credits": f"{NAMESPACE}.GiftCreditEntry",
+    "notifications": f"{NAMESPACE}.NotificationOutcome",
+    "segments": f"{NAMESPACE}.SegmentMembershipChange",
+    "publications": f"{NAMESPACE}.PublicationOutcome",
+    "consents": f"{NAMESPACE}.ConsentChange",
+    "referrals": f"{NAMESPACE}.Referral",
+    "custom-events": f"{NAMESPACE}.CustomEventRecord",
+    "rewards": f"{NAMESPACE}.RewardGranted",
+    "other": f"{NAMESPACE}.ForwardedActivity",
+}
+STREAMS: Final[tuple[str, ...]] = tuple(STREAM_SCHEMAS)
+RESULT_SCHEMAS: Final[tuple[str, ...]] = tuple(STREAM_SCHEMAS.values())
+
+TEXT_LIMIT: Final = 256
+
+
+def obj(d: Data | None, key: str) -> Data | None:
+    """`d[key]` when it is an object, else None."""
+    if d is None:
+        return None
+    v = d.get(key)
+    return v if type(v) is dict else None
+
+
+def text(d: Data | None, key: str) -> str | None:
+    """`d[key]` when it is a non-empty string, else None."""
+    if d is None:
+        return None
+    v = d.get(key)
+    return v if type(v) is str and v else None
+
+
+def long(d: Data | None, key: str) -> int | None:
+    """`d[key]` as an integer (a whole float is accepted), else None."""
+    if d is None:
+        return None
+    v = d.get(key)
+    if type(v) is int:
+        return v
+    if type(v) is float and v.is_integer():
+        return int(v)
+    return None
+
+
+def first(*values: Any) -> Any:
+    """The first value that is not None (0 and "" count as values)."""
+    for v in values:
+        if v is not None:
+            return v
+    return None
+
+
+def customer_id(data: Data) -> str | None:
+    return text(obj(data, "customer"), "id")
+
+
+def emit(activity: Activity, stream: str, cid: str | None, value: dict[str, Any]) -> Result:
+    """A Result for `stream`, with the common fields added to `value` (which it takes over)."""
+    value["activity_id"] = activity.id
+    value["activity_type"] = activity.canonical_type
+    value["occurred_at"] = activity.created_at_ms
+    value["customer_id"] = cid
+    return Result(stream=stream, schema=STREAM_SCHEMAS[stream], key=cid, value=value)
+
+
+_EMAIL: Final = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+# 8 to 15 digits, single separators between them: phone numbers, but not SMTP codes ("550
+# 5.1.1") or short provider error numbers.
+_PHONE: Final = re.compile(r"(?<![\w+])\+?\d(?:[ ().-]{0,2}\d){7,14}(?!\w)")
+# In JSON text, only international numbers (a leading +): bare digit runs there are
+# timestamps, amounts and ids.
+_PHONE_INTL: Final = re.compile(r"\+\d(?:[ ().-]{0,2}\d){7,14}(?!\d)")
+
+
+def redact(s: str) -> str:
+    """Free text with email addresses and phone numbers masked."""
+    if "@" in s:
+        s = _EMAIL.sub("[email]", s)
+    return _PHONE.sub("[phone]", s)
+
+
+def redact_json_text(s: str) -> str:
+    """JSON text with email addresses and international phone numbers masked."""
+    if "@" in s:
+        s = _EMAIL.sub("[email]", s)
+    if "+" in s:
+        s = _PHONE_INTL.sub("[phone]", s)
+    return s
+
+
+def bounded_text(v: Any) -> str | None:
+    """Free text from the data, safe for a result: redacted, at most TEXT_LIMIT characters."""
+    if type(v) is not str or not v:
+        return None
+    return redact(v)[:TEXT_LIMIT]
+
+
+def safe_id(v: str | None) -> str | None:
+    """A merchant-chosen id (source_id), dropped when it is an email address."""
+    return None if v is None or "@" in v else v

@@ -1,0 +1,80 @@
+"""Loyalty card points and gift card credits.
+
+customer.voucher.loyalty_card.points_added / points_transferred -> LoyaltyLedgerEntry
+(`loyalty`); customer.voucher.gift.balance_added -> GiftCreditEntry (`gift-credits`).
+`balance.points` / `balance.amount` is what this operation changed, `balance.balance` the
+card's balance after it; the transaction's own balance details stand in when the top-level
+balance is missing.
+"""
+
+from __future__ import annotations
+
+from consumer.handlers._common import Data, customer_id, emit, first, long, obj, text
+from consumer.model import Activity, Result
+
+
+def _balance(data: Data, transaction: Data | None) -> Data | None:
+    balance = obj(data, "balance")
+    return balance if balance is not None else obj(obj(transaction, "details"), "balance")
+
+
+def _ledger(activity: Activity, operation: str) -> list[Result]:
+    data = activity.data
+    voucher = obj(data, "voucher")
+    transaction = obj(data, "transaction")
+    details = obj(transaction, "details")
+    balance = _balance(data, transaction)
+    value = {
+        "operation": operation,
+        "campaign_id": first(
+            text(obj(data, "campaign"), "id"),
+            text(voucher, "campaign_id"),
+            text(transaction, "campaign_id"),
+        ),
+        "voucher_id": first(text(voucher, "id"), text(transaction, "voucher_id")),
+        "voucher_code": text(voucher, "code"),
+        "points": long(balance, "points"),
+        "balance": long(balance, "balance"),
+        "source_voucher_id": None,
+        "destination_voucher_id": None,
+        "transaction_id": text(transaction, "id"),
+        "transaction_type": text(transaction, "type"),
+    }
+    if operation == "transferred":
+        value["source_voucher_id"] = first(
+            text(obj(data, "source_voucher"), "id"), text(obj(details, "source_voucher"), "id")
+        )
+        value["destination_voucher_id"] = first(
+            text(obj(data, "destination_voucher"), "id"),
+            text(obj(details, "destination_voucher"), "id"),
+        )
+    return [emit(activity, "loyalty", customer_id(data), value)]
+
+
+def points_added(activity: Activity) -> list[Result]:
+    return _ledger(activity, "added")
+
+
+def points_transferred(activity: Activity) -> list[Result]:
+    return _ledger(activity, "transferred")
+
+
+def gift_balance_added(activity: Activity) -> list[Result]:
+    data = activity.data
+    voucher = obj(data, "voucher")
+    transaction = obj(data, "transaction")
+    balance = _balance(data, transaction)
+    value = {
+        "campaign_id": first(
+            text(obj(data, "campaign"), "id"),
+            text(voucher, "campaign_id"),
+            text(transaction, "campaign_id"),
+        ),
+        "voucher_id": first(text(voucher, "id"), text(transaction, "voucher_id")),
+        "voucher_code": text(voucher, "code"),
+        "amount": long(balance, "amount"),
+        "balance": long(balance, "balance"),
+        "transaction_id": text(transaction, "id"),
+        "transaction_type": text(transaction, "type"),
+    }
+    return [emit(activity, "gift-credits", customer_id(data), value)]
