@@ -9,7 +9,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from types import FrameType
-from typing import Any, cast
+from typing import cast
 
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 from prometheus_client import CollectorRegistry
@@ -18,6 +18,7 @@ from consumer import checkpoint as checkpoints
 from consumer.business_metrics import BusinessMetrics
 from consumer.catalogue import label_of
 from consumer.codec import AvroCodec, DecodeError, SchemaStore
+from consumer.codec.avro_codec import registry_client
 from consumer.codec.results import ResultEncoder
 from consumer.config import Settings
 from consumer.http import Health, serve
@@ -53,7 +54,7 @@ class Worker:
         self.business = BusinessMetrics(self.registry)
         self.health = health or Health()
         store = SchemaStore()
-        self.codec = codec or AvroCodec(store, registry=_registry_client(settings))
+        self.codec = codec or AvroCodec(store, registry=registry_client(settings.schema_registry_url))
         self.router = router or Router()
         self.sink = Sink(settings, ResultEncoder(store), STREAMS, transactional=settings.exactly_once)
         self.checkpoint = checkpoints.for_mode(
@@ -133,7 +134,9 @@ class Worker:
                 self.checkpoint.poll()
                 self.metrics.producer_queue.set(self.sink.queue_length())
                 if s.stop_when_idle is not None and not msgs:
-                    if self.checkpoint.in_flight():
+                    # Waiting for an assignment (a group join, a dead member's session to expire)
+                    # is not idleness: the clock runs only while this member owns partitions.
+                    if self.checkpoint.in_flight() or not self._assigned:
                         last_work = time.monotonic()
                     elif time.monotonic() - last_work >= s.stop_when_idle:
                         log.info("idle_stop", idle_seconds=s.stop_when_idle)
@@ -241,14 +244,6 @@ class Worker:
                 self.metrics.retries.labels(family).inc()
                 time.sleep(self.settings.retry_backoff_ms / 1000 * (2**attempt))
         raise AssertionError("unreachable")  # pragma: no cover
-
-
-def _registry_client(settings: Settings) -> Any:
-    if not settings.schema_registry_url:
-        return None
-    from confluent_kafka.schema_registry import SchemaRegistryClient
-
-    return SchemaRegistryClient({"url": settings.schema_registry_url})
 
 
 def install_signal_handlers(stop: Callable[[], None]) -> None:

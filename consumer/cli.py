@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any
 
@@ -57,14 +58,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _registry(url: str | None) -> Any:
-    import os
+    from consumer.codec.avro_codec import registry_client
 
-    url = url or os.environ.get("SCHEMA_REGISTRY_URL")
-    if not url:
-        return None
-    from confluent_kafka.schema_registry import SchemaRegistryClient
-
-    return SchemaRegistryClient({"url": url})
+    return registry_client(url or os.environ.get("SCHEMA_REGISTRY_URL"))
 
 
 def _settings(args: argparse.Namespace) -> Settings:

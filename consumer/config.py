@@ -60,8 +60,8 @@ class Settings:
     log_level: str = "info"
     kafka: Mapping[str, str] = field(default_factory=dict)  # librdkafka pass-through
 
-    def validate(self) -> Settings:
-        problems: list[str] = []
+    def validate(self, earlier: list[str] | None = None) -> Settings:
+        problems: list[str] = list(earlier or [])
         if bool(self.topics) == bool(self.pattern):
             problems.append("give exactly one of --topics or --pattern (ACTIVITY_TOPICS / ACTIVITY_PATTERN)")
         if self.pattern:
@@ -141,8 +141,11 @@ def kafka_from_env(environ: Mapping[str, str]) -> dict[str, str]:
     return out
 
 
-def from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """Settings values found in the environment, converted, keyed by field name."""
+def from_env(environ: Mapping[str, str] | None = None, problems: list[str] | None = None) -> dict[str, Any]:
+    """Settings values found in the environment, converted, keyed by field name.
+
+    Values that do not convert are described in `problems` (when given) and left out.
+    """
     env = os.environ if environ is None else environ
     values: dict[str, Any] = {}
     if env.get("KAFKA_BOOTSTRAP_SERVERS"):
@@ -151,7 +154,12 @@ def from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         raw = env.get(var)
         if raw is None or raw == "":
             continue
-        values[name] = _convert(name, var, raw)
+        try:
+            values[name] = _convert(name, var, raw)
+        except ConfigError as exc:
+            if problems is None:
+                raise
+            problems.append(str(exc))
     kafka = kafka_from_env(env)
     if kafka:
         values["kafka"] = kafka
@@ -178,8 +186,9 @@ def _convert(name: str, source: str, raw: str) -> Any:
 
 def build(cli: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Settings:
     """Flags win over the environment, which wins over defaults; then validate."""
-    values = from_env(environ)
+    problems: list[str] = []
+    values = from_env(environ, problems)
     for name, value in cli.items():
         if value is not None:
             values[name] = value
-    return Settings(**values).validate()
+    return Settings(**values).validate(problems)

@@ -32,7 +32,11 @@ _PERSONAL_KEYS = frozenset(
 )
 _SECRET_KEY = re.compile(r"password|secret|token|credential|jaas|api[_.-]?key", re.IGNORECASE)
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
-_PHONE = re.compile(r"\+?\d[\d\s().-]{7,}\d")
+# International (+44 7700 900123) and North-American ((555) 123-4567) numbers; plain digit
+# runs are left alone so that offsets, dates and addresses stay readable.
+_PHONE = re.compile(r"\+\d{1,3}[\s.-]?\(?\d{1,4}\)?(?:[\s.-]?\d{2,4}){2,4}|\(\d{3}\)\s?\d{3}[\s.-]\d{4}")
+# Fields the pipeline itself writes: never personal, kept exact.
+_TRUSTED_KEYS = frozenset({"timestamp", "level", "logger", "topic", "partition", "offset", "activity_type"})
 
 
 def _scrub(value: Any, depth: int = 0) -> Any:
@@ -56,6 +60,8 @@ def _scrub_item(key: str, value: Any, depth: int) -> Any:
 def redact_personal_data(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """structlog processor: mask personal and secret fields, and emails/phones anywhere."""
     for key in list(event_dict):
+        if key in _TRUSTED_KEYS:
+            continue
         if key == "event":
             event_dict[key] = _scrub(event_dict[key])
         else:

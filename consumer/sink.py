@@ -72,13 +72,8 @@ class Sink:
             **settings.kafka,
             **(producer_config or {}),
         }
-        for consumer_only in (
-            "group.id",
-            "auto.offset.reset",
-            "isolation.level",
-            "enable.auto.commit",
-        ):
-            conf.pop(consumer_only, None)
+        for key in CONSUMER_ONLY:
+            conf.pop(key, None)
         if transactional:
             conf["transactional.id"] = settings.effective_transactional_id()
         self.producer = Producer(conf)
@@ -190,6 +185,33 @@ class Sink:
     def queue_length(self) -> int:
         return len(self.producer)
 
+
+# librdkafka consumer properties that a shared KAFKA_* environment may carry: a producer warns on them.
+CONSUMER_ONLY = frozenset(
+    {
+        "group.id",
+        "group.instance.id",
+        "group.protocol",
+        "group.remote.assignor",
+        "session.timeout.ms",
+        "heartbeat.interval.ms",
+        "max.poll.interval.ms",
+        "partition.assignment.strategy",
+        "auto.offset.reset",
+        "isolation.level",
+        "enable.auto.commit",
+        "enable.auto.offset.store",
+        "enable.partition.eof",
+        "auto.commit.interval.ms",
+        "fetch.wait.max.ms",
+        "fetch.min.bytes",
+        "fetch.max.bytes",
+        "max.partition.fetch.bytes",
+        "queued.min.messages",
+        "queued.max.messages.kbytes",
+        "check.crcs",
+    }
+)
 
 _PRODUCER_ONLY = frozenset(
     {

@@ -9,6 +9,24 @@ from confluent_kafka import Consumer, Message, TopicPartition
 
 from consumer.config import Settings
 
+# librdkafka producer properties that a shared KAFKA_* environment may carry.
+PRODUCER_ONLY = frozenset(
+    {
+        "acks",
+        "linger.ms",
+        "batch.size",
+        "batch.num.messages",
+        "compression.type",
+        "enable.idempotence",
+        "transactional.id",
+        "transaction.timeout.ms",
+        "message.timeout.ms",
+        "queue.buffering.max.messages",
+        "queue.buffering.max.kbytes",
+        "retries",
+    }
+)
+
 RebalanceCb = Callable[[Consumer, list[TopicPartition]], None]
 
 
@@ -25,14 +43,8 @@ def consumer_config(settings: Settings, **callbacks: Any) -> dict[str, Any]:
         "fetch.wait.max.ms": 100,
         **settings.kafka,
     }
-    for producer_only in (
-        "acks",
-        "linger.ms",
-        "compression.type",
-        "enable.idempotence",
-        "transactional.id",
-    ):
-        conf.pop(producer_only, None)
+    for key in PRODUCER_ONLY:
+        conf.pop(key, None)
     conf.update({k: v for k, v in callbacks.items() if v is not None})
     return conf
 

@@ -17,10 +17,19 @@ from consumer.codec.framing import (
     WriterSchema,
     detect,
 )
-from consumer.codec.jsonavro import GENERIC, ActivityConverter, Converters
+from consumer.codec.jsonavro import GENERIC, ActivityConverter, Converters, EncodeError
 from consumer.codec.schemas import SchemaStore
 
 DEFAULT_SUBJECT = "customer-activity-value"
+
+
+def registry_client(url: str | None) -> Any:
+    """A Schema Registry client for `url` (`mock://...` gives confluent-kafka's in-process mock)."""
+    if not url:
+        return None
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+
+    return SchemaRegistryClient.new_client({"url": url})
 
 
 class AvroCodec:
@@ -53,7 +62,10 @@ class AvroCodec:
     # -- writing --------------------------------------------------------------------------
     def encode_record(self, record: dict[str, Any]) -> bytes:
         buf = io.BytesIO()
-        schemaless_writer(buf, self.current.parsed, record)
+        try:
+            schemaless_writer(buf, self.current.parsed, record)
+        except (ValueError, TypeError, OverflowError, UnicodeError) as exc:
+            raise EncodeError(f"cannot be written as Avro: {type(exc).__name__}: {exc}"[:300]) from None
         body = buf.getvalue()
         if self.framing == "confluent":
             assert self.confluent is not None
@@ -113,13 +125,31 @@ class AvroCodec:
     def _decode_unknown_branch(self, payload: bytes, offset: int, writer: WriterSchema, framing: str) -> dict[str, Any]:
         """The writer's data branch is newer than ours: keep the data as untyped JSON."""
         record = self._read(payload, offset, writer, writer, framing)
-        conv = self._writer_converters.get(id(writer))
-        if conv is None:
-            conv = self._writer_converters[id(writer)] = Converters(writer.raw)
-        branch, data = record["data"]
-        as_json = conv.dec[branch](data) if branch in conv.dec else data
-        record["data"] = (GENERIC, {"json": json.dumps(as_json, ensure_ascii=False)})
+        data = record.get("data")
+        if not (
+            isinstance(record.get("id"), str)
+            and isinstance(record.get("type"), str)
+            and "created_at" in record
+            and isinstance(data, tuple)
+            and isinstance(data[1], dict)
+        ):
+            raise DecodeError("incompatible_schema", "the writer schema is not a Customer Activity", framing)
+        try:
+            conv = self._writer_converters.get(id(writer))
+            if conv is None:
+                conv = self._writer_converters[id(writer)] = Converters(writer.raw)
+            branch, fields = data
+            as_json = conv.dec[branch](fields) if branch in conv.dec else fields
+            text = json.dumps(as_json, ensure_ascii=False, default=str)
+        except (ValueError, TypeError, KeyError) as exc:
+            raise DecodeError("incompatible_schema", f"{type(exc).__name__}: {exc}"[:200], framing) from None
+        record["data"] = (GENERIC, {"json": text})
+        record["event_source"] = record.get("event_source") if isinstance(record.get("event_source"), dict) else None
         return record
 
     def decode_json(self, payload: bytes) -> dict[str, Any]:
-        return self.converter.to_json(self.decode(payload))
+        record = self.decode(payload)
+        try:
+            return self.converter.to_json(record)
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:  # broken JSON text inside the record
+            raise DecodeError("malformed", f"embedded JSON: {type(exc).__name__}: {exc}"[:200]) from None

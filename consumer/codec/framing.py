@@ -29,6 +29,7 @@ DecodeReason = Literal[
     "registry_unavailable",
     "malformed",
     "trailing_bytes",
+    "incompatible_schema",
 ]
 
 
@@ -60,6 +61,8 @@ def detect(payload: bytes) -> Framing:
         raise DecodeError("empty", "empty message value")
     if payload[:2] == SINGLE_OBJECT_MAGIC:
         return "single-object"
+    if payload == SINGLE_OBJECT_MAGIC[:1]:
+        raise DecodeError("truncated", "one byte of a single-object header", "single-object")
     if payload[0] == CONFLUENT_MAGIC:
         return "confluent"
     raise DecodeError("bad_magic", f"unknown framing, leading byte 0x{payload[0]:02x}")
@@ -136,4 +139,9 @@ class Confluent:
             raise DecodeError("registry_unavailable", f"schema id {schema_id}: {exc}", self.name) from None
         if registered.schema_type not in (None, "AVRO"):
             raise DecodeError("unknown_schema_id", f"schema id {schema_id} is {registered.schema_type}", self.name)
-        return WriterSchema.of(json.loads(registered.schema_str))
+        try:
+            return WriterSchema.of(json.loads(registered.schema_str))
+        except Exception as exc:  # not JSON, or not a schema fastavro can read
+            raise DecodeError(
+                "incompatible_schema", f"schema id {schema_id} cannot be parsed: {exc}"[:200], self.name
+            ) from None

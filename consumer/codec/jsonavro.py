@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from consumer.catalogue import canonical
@@ -46,11 +46,17 @@ def iso_to_ms(text: str) -> int:
     return int(dt.timestamp() * 1000 + (0.5 if dt.timestamp() >= 0 else -0.5))
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def ms_to_iso(value: int | datetime) -> str:
     """Epoch milliseconds (or fastavro's datetime) to `YYYY-MM-DDTHH:MM:SS.mmmZ`."""
-    dt = value if isinstance(value, datetime) else datetime.fromtimestamp(value / 1000, UTC)
+    dt = value if isinstance(value, datetime) else _EPOCH + timedelta(milliseconds=value)
     dt = dt.astimezone(UTC)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+    return (
+        f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d}."
+        f"{dt.microsecond // 1000:03d}Z"
+    )
 
 
 def _branch_name(schema: Schema) -> str:
@@ -127,6 +133,8 @@ class Converters:
             return enc_map, lambda v: {k: vdec(x) for k, x in v.items()}
         if t == "string" and schema.get(JSON_MARK):
             return _dumps, json.loads
+        if t in ("enum", "fixed"):  # only in writer schemas newer than ours; strings either way
+            return self._primitive("string" if t == "enum" else "bytes"), None
         return self._primitive(t), None
 
     @staticmethod
@@ -142,7 +150,7 @@ class Converters:
         if t in ("long", "int"):
 
             def enc_long(v: Any) -> Any:
-                if type(v) is not int:
+                if type(v) is not int or not -(2**63) <= v < 2**63:
                     raise _Mismatch
                 return v
 
@@ -163,6 +171,14 @@ class Converters:
                 return v
 
             return enc_bool
+        if t == "bytes":
+
+            def enc_bytes(v: Any) -> Any:
+                if type(v) is not bytes:
+                    raise _Mismatch
+                return v
+
+            return enc_bytes
         raise ValueError(f"unsupported Avro type {t}")
 
     def _record_ref(self, name: str) -> tuple[Enc, Dec]:
@@ -194,9 +210,19 @@ class Converters:
                     continue
             raise _Mismatch
 
-        if any(d is not None for _, _, d in compiled):
-            raise ValueError(f"unsupported union of {[_branch_name(b) for b in branches]}")
-        return enc_any, None
+        decs = {bname: bdec for bname, _, bdec in compiled if bdec is not None}
+        if not decs:
+            return enc_any, None
+
+        def dec_any(v: Any) -> Any:
+            # fastavro names the branch (return_record_name) when a union holds several records.
+            if type(v) is tuple:
+                name, inner = v
+                d = decs.get(name)
+                return inner if d is None else d(inner)
+            return v
+
+        return enc_any, dec_any
 
     def _compile_record(self, record: dict[str, Any]) -> tuple[Enc, Dec]:
         field_enc: dict[str, Enc] = {}
@@ -288,16 +314,16 @@ class ActivityConverter:
         if type(data) is not dict:
             raise EncodeError("'data' must be a JSON object")
         shape = self.shape_of.get(canonical(activity["type"]), GENERIC)
-        try:
-            encoded = self._data(shape, data)
-            source = None
-            if event_source is not None:
-                source = (EVENT_SOURCE, self.converters.enc[EVENT_SOURCE](event_source))
-        except _Mismatch:
-            raise EncodeError("'event_source' is not an object") from None
+        encoded = self._data(shape, data)
+        source = None
+        if event_source is not None:
+            if type(event_source) is not dict:
+                raise EncodeError("'event_source' must be an object or null")
+            source = (EVENT_SOURCE, self.converters.enc[EVENT_SOURCE](event_source))
         group_id = activity.get("group_id")
         if group_id is not None and type(group_id) is not str:
             raise EncodeError("'group_id' must be a string or null")
+        nulls = [k for k in ("group_id", "event_source") if k in activity and activity[k] is None]
         text = activity["created_at"]
         return {
             "id": activity["id"],
@@ -307,6 +333,7 @@ class ActivityConverter:
             "created_at_text": None if ms_to_iso(created_at) == text else ("string", text),
             "group_id": None if group_id is None else ("string", group_id),
             "event_source": source,
+            JSON_NULLS: ("array", nulls) if nulls else None,
         }
 
     def _data(self, shape: str, data: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -319,7 +346,9 @@ class ActivityConverter:
 
     def data_to_json(self, branch: str, data: dict[str, Any]) -> dict[str, Any]:
         if branch == GENERIC:
-            value: dict[str, Any] = json.loads(data["json"])
+            value = json.loads(data["json"])
+            if type(value) is not dict:
+                raise ValueError("GenericActivityData.json is not a JSON object")
             return value
         return self.converters.dec[branch](data)  # type: ignore[no-any-return]
 
@@ -336,4 +365,6 @@ class ActivityConverter:
             out["group_id"] = record["group_id"]
         if record.get("event_source") is not None:
             out["event_source"] = self.converters.dec[EVENT_SOURCE](record["event_source"])
+        for key in record.get(JSON_NULLS) or ():
+            out[key] = None
         return out

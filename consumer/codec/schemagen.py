@@ -282,6 +282,12 @@ def build(openapi: Schema) -> dict[str, Schema]:
                 "type": ["null", f"{NAMESPACE}.{EVENT_SOURCE_NAME}"],
                 "default": None,
             },
+            {
+                "name": JSON_NULLS,
+                "type": ["null", {"type": "array", "items": "string"}],
+                "default": None,
+                "doc": "Envelope fields the JSON sent as an explicit null (null elsewhere means absent).",
+            },
         ],
     }
     shape_docs: dict[str, list[str]] = {}

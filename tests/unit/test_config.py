@@ -1,0 +1,195 @@
+"""Settings: flags over environment over defaults, KAFKA_* pass-through, every bad value
+named in one ConfigError, and secrets kept out of `redacted()`."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from consumer.config import ConfigError, Settings, build, from_env, kafka_from_env
+
+BASE = {"ACTIVITY_TOPICS": "customer-activity"}
+
+
+def test_defaults() -> None:
+    s = build({}, BASE)
+    assert s.bootstrap_servers == "localhost:9092"
+    assert s.topics == ("customer-activity",)
+    assert s.processing_guarantee == "at-least-once"
+    assert not s.exactly_once
+    assert s.kafka == {}
+    assert s.output_topic("customer-activity", "redemptions") == "customer-activity.redemptions"
+    assert s.dead_letter_topic("customer-activity") == "customer-activity.dlq"
+
+
+def test_environment_is_read_and_converted() -> None:
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": "broker-1:9092,broker-2:9092",
+        "ACTIVITY_TOPICS": "a, b ,c",
+        "ACTIVITY_GROUP_ID": "g1",
+        "ACTIVITY_PROCESSING_GUARANTEE": "exactly-once",
+        "ACTIVITY_METRICS_PORT": "9500",
+        "ACTIVITY_STOP_WHEN_IDLE": "2.5",
+        "ACTIVITY_BATCH_SIZE": "100",
+        "ACTIVITY_OUTPUT_PREFIX": "clean.",
+        "ACTIVITY_DLQ_TOPIC": "dead",
+    }
+    s = build({}, env)
+    assert s.bootstrap_servers == "broker-1:9092,broker-2:9092"
+    assert s.topics == ("a", "b", "c")
+    assert s.group_id == "g1"
+    assert s.exactly_once
+    assert s.metrics_port == 9500
+    assert s.stop_when_idle == 2.5
+    assert s.batch_size == 100
+    assert s.output_topic("a", "orders") == "clean.orders"
+    assert s.dead_letter_topic("a") == "dead"
+    assert "bootstrap.servers" not in s.kafka  # KAFKA_BOOTSTRAP_SERVERS is a setting of its own
+
+
+def test_flags_override_the_environment() -> None:
+    env = {
+        "ACTIVITY_TOPICS": "from-env",
+        "ACTIVITY_GROUP_ID": "env-group",
+        "ACTIVITY_METRICS_PORT": "9500",
+        "KAFKA_BOOTSTRAP_SERVERS": "env:9092",
+    }
+    s = build(
+        {
+            "topics": ("from-flag",),
+            "group_id": "flag-group",
+            "metrics_port": 0,
+            "bootstrap_servers": "flag:9092",
+            "batch_size": None,  # a flag not given does not override
+        },
+        env,
+    )
+    assert s.topics == ("from-flag",)
+    assert s.group_id == "flag-group"
+    assert s.metrics_port == 0
+    assert s.bootstrap_servers == "flag:9092"
+    assert s.batch_size == Settings().batch_size
+
+
+def test_kafka_pass_through() -> None:
+    env = {
+        **BASE,
+        "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+        "KAFKA_SASL_MECHANISM": "PLAIN",
+        "KAFKA_SASL_USERNAME": "svc",
+        "KAFKA_SASL_PASSWORD": "hunter2",
+        "KAFKA_SSL_CA_LOCATION": "/etc/ca.pem",
+        "NOT_KAFKA_THING": "x",
+    }
+    s = build({}, env)
+    assert s.kafka == {
+        "security.protocol": "SASL_SSL",
+        "sasl.mechanism": "PLAIN",
+        "sasl.username": "svc",
+        "sasl.password": "hunter2",
+        "ssl.ca.location": "/etc/ca.pem",
+    }
+    assert kafka_from_env({"KAFKA_SECURITY_PROTOCOL": "SASL_SSL"}) == {"security.protocol": "SASL_SSL"}
+
+
+def test_pattern_instead_of_topics() -> None:
+    s = build({"pattern": "^customer-activity\\..*"}, {})
+    assert s.pattern == "^customer-activity\\..*"
+    assert s.topics == ()
+
+
+@pytest.mark.parametrize(
+    ("cli", "env", "named"),
+    [
+        ({}, {}, ["--topics", "--pattern"]),
+        ({"topics": ("a",), "pattern": "^b"}, {}, ["--topics", "--pattern"]),
+        ({"pattern": "no-caret"}, {}, ["--pattern"]),
+        ({"pattern": "^(unclosed"}, {}, ["--pattern"]),
+        ({"topics": ("bad topic!",)}, {}, ["--topics", "bad topic!"]),
+        ({"processing_guarantee": "maybe-once"}, BASE, ["--processing-guarantee", "maybe-once"]),
+        ({"metrics_port": 70000}, BASE, ["--metrics-port"]),
+        ({"batch_size": 0}, BASE, ["--batch-size"]),
+        ({"max_retries": -1}, BASE, ["--max-retries"]),
+        ({"retry_backoff_ms": -5}, BASE, ["--retry-backoff-ms"]),
+        ({"stop_when_idle": 0.0}, BASE, ["--stop-when-idle"]),
+        ({"shutdown_grace_seconds": 0.0}, BASE, ["--shutdown-grace-seconds"]),
+        ({"log_format": "xml"}, BASE, ["--log-format"]),
+        ({"bootstrap_servers": "  "}, BASE, ["--bootstrap-servers"]),
+        ({"group_id": ""}, BASE, ["--group-id"]),
+        ({}, {**BASE, "ACTIVITY_METRICS_PORT": "ninety"}, ["ACTIVITY_METRICS_PORT", "ninety"]),
+        ({}, {**BASE, "ACTIVITY_STOP_WHEN_IDLE": "soon"}, ["ACTIVITY_STOP_WHEN_IDLE"]),
+    ],
+)
+def test_a_bad_value_is_named(cli: dict[str, Any], env: dict[str, str], named: list[str]) -> None:
+    with pytest.raises(ConfigError) as exc:
+        build(cli, env)
+    for text in named:
+        assert text in str(exc.value)
+
+
+def test_every_bad_flag_is_named_at_once() -> None:
+    with pytest.raises(ConfigError) as exc:
+        build(
+            {"metrics_port": -1, "batch_size": 0, "log_format": "xml", "topics": ("ok", "b@d")},
+            {},
+        )
+    message = str(exc.value)
+    for text in ("--metrics-port", "--batch-size", "--log-format", "b@d"):
+        assert text in message
+    assert "ok'" not in message
+
+
+def test_every_bad_environment_value_is_named_at_once() -> None:
+    env = {**BASE, "ACTIVITY_METRICS_PORT": "ninety", "ACTIVITY_BATCH_SIZE": "lots"}
+    with pytest.raises(ConfigError) as exc:
+        build({}, env)
+    assert "ACTIVITY_METRICS_PORT" in str(exc.value)
+    assert "ACTIVITY_BATCH_SIZE" in str(exc.value)
+
+
+def test_bad_environment_and_bad_flag_are_named_together() -> None:
+    with pytest.raises(ConfigError) as exc:
+        build({"batch_size": 0}, {**BASE, "ACTIVITY_METRICS_PORT": "ninety"})
+    assert "ACTIVITY_METRICS_PORT" in str(exc.value)
+    assert "--batch-size" in str(exc.value)
+
+
+def test_empty_environment_values_are_ignored() -> None:
+    assert from_env({"ACTIVITY_METRICS_PORT": "", "ACTIVITY_GROUP_ID": ""}) == {}
+
+
+def test_redacted_hides_secrets() -> None:
+    env = {
+        **BASE,
+        "KAFKA_SASL_PASSWORD": "hunter2",
+        "KAFKA_SASL_USERNAME": "svc",
+        "KAFKA_SSL_KEY_PASSWORD": "keypass",
+        "KAFKA_SASL_OAUTHBEARER_CLIENT_SECRET": "oauth-secret",
+        "SCHEMA_REGISTRY_URL": "https://reg-user:reg-pass@registry.example:8081/path",
+    }
+    s = build({}, env)
+    assert s.kafka["sasl.password"] == "hunter2"  # the real value stays usable
+    red = s.redacted()
+    assert red["kafka"]["sasl.password"] == "***"
+    assert red["kafka"]["ssl.key.password"] == "***"
+    assert red["kafka"]["sasl.oauthbearer.client.secret"] == "***"
+    assert red["kafka"]["sasl.username"] == "svc"
+    assert red["schema_registry_url"] == "https://***@registry.example:8081/path"
+    text = json.dumps(red, default=str)
+    for secret in ("hunter2", "keypass", "oauth-secret", "reg-pass", "reg-user"):
+        assert secret not in text
+    assert red["topics"] == ("customer-activity",)
+
+
+def test_redacted_leaves_a_plain_registry_url_alone() -> None:
+    s = build({}, {**BASE, "SCHEMA_REGISTRY_URL": "http://registry:8081"})
+    assert s.redacted()["schema_registry_url"] == "http://registry:8081"
+
+
+def test_with_overrides_and_transactional_id() -> None:
+    s = build({}, BASE)
+    t = s.with_overrides(transactional_id="tx-1")
+    assert t.effective_transactional_id() == "tx-1"
+    assert s.effective_transactional_id().startswith("customer-activity-consumer-")
