@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
 from consumer.catalogue import SEED_TYPES, canonical
 from consumer.codec import AvroCodec
@@ -101,14 +101,20 @@ class Record:
     headers: dict[str, bytes]
 
 
-def read_all(bootstrap: str, topics: list[str], timeout: float = 30.0) -> list[Record]:
-    """Every committed record of `topics` (read_committed), from the start to the high mark."""
+def read_all(
+    bootstrap: str, topics: list[str], timeout: float = 30.0, isolation: str = "read_committed"
+) -> list[Record]:
+    """Every record of `topics` up to the end a reader of `isolation` may reach.
+
+    For read_committed that end is the last stable offset: an open transaction's records,
+    and anything after them, are not read.
+    """
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
             "group.id": f"reader-{uuid.uuid4().hex[:8]}",
             "enable.auto.commit": False,
-            "isolation.level": "read_committed",
+            "isolation.level": isolation,
             "enable.partition.eof": True,
         }
     )
@@ -119,30 +125,33 @@ def read_all(bootstrap: str, topics: list[str], timeout: float = 30.0) -> list[R
         ]
         if not tps:
             return []
-        ends = {}
-        for tp in tps:
-            _low, high = consumer.get_watermark_offsets(tp, timeout=10)
-            ends[(tp.topic, tp.partition)] = high
         consumer.assign(tps)
-        remaining = {k for k, high in ends.items() if high > 0}
+        # The end is where the broker says EOF: the log end for read_uncommitted, the last
+        # stable offset for read_committed (watermark queries are not isolation-aware on Tansu).
+        remaining = {(tp.topic, tp.partition) for tp in tps}
         out: list[Record] = []
         deadline = time.monotonic() + timeout
         while remaining and time.monotonic() < deadline:
             for m in consumer.consume(1000, 0.5):
-                key = (m.topic(), m.partition())
-                if m.error() is not None:
-                    if m.error().code() == -191:  # partition EOF
-                        remaining.discard(key)
+                err = m.error()
+                if err is not None:
+                    if err.code() == KafkaError._PARTITION_EOF:
+                        remaining.discard((m.topic(), m.partition()))
                     continue
-                out.append(
-                    Record(m.topic(), m.partition(), m.offset(), m.key(), m.value(), dict(m.headers() or []))
-                )
-                if m.offset() + 1 >= ends[key]:
-                    remaining.discard(key)
+                out.append(Record(m.topic(), m.partition(), m.offset(), m.key(), m.value(), dict(m.headers() or [])))
         assert not remaining, f"did not reach the end of {sorted(remaining)}"
         return out
     finally:
         consumer.close()
+
+
+def end_offsets(records: Iterable[Record]) -> dict[tuple[str, int], int]:
+    """Per partition, the offset after the last of `records`."""
+    ends: dict[tuple[str, int], int] = {}
+    for r in records:
+        key = (r.topic, r.partition)
+        ends[key] = max(ends.get(key, 0), r.offset + 1)
+    return ends
 
 
 def output_topics(bootstrap: str, input_topic: str) -> list[str]:
