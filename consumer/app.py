@@ -258,6 +258,10 @@ def install_signal_handlers(stop: Callable[[], None]) -> None:
 
 
 def run(settings: Settings, registry: CollectorRegistry | None = None) -> int:
+    if settings.processes > 1:
+        from consumer.supervisor import run_processes
+
+        return run_processes(settings, settings.processes)
     health = Health()
     worker = Worker(settings, registry=registry, health=health)
     server = serve(settings.metrics_port, worker.registry, health) if settings.metrics_port else None

@@ -36,6 +36,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--max-retries", type=int, help="handler retries before dead-lettering (default 3)")
     run.add_argument("--transactional-id", help="exactly-once producer id (default <group>-<host>)")
     run.add_argument("--log-format", choices=("auto", "json", "console"))
+    run.add_argument("--log-level", choices=("debug", "info", "warning", "error"), help="env ACTIVITY_LOG_LEVEL")
+    run.add_argument("--processes", type=int, help="worker processes (one core each), metrics aggregated")
 
     prod = sub.add_parser("produce", help="JSON Lines activities on stdin -> Avro events on --topic")
     _kafka_args(prod)
@@ -80,6 +82,8 @@ def _settings(args: argparse.Namespace) -> Settings:
             "max_retries",
             "transactional_id",
             "log_format",
+            "log_level",
+            "processes",
             "schema_registry_url",
         )
     }
@@ -107,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demo":
         from consumer.demo import run_demo
 
-        logs.configure("console", "warning", stream=sys.stderr)
+        logs.configure("console", "error", stream=sys.stderr)  # the live summary is the output
         return run_demo(metrics_port=args.metrics_port, rate=args.rate, duration=args.duration)
 
     try:

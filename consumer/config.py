@@ -31,6 +31,7 @@ ENV = {
     "transactional_id": "ACTIVITY_TRANSACTIONAL_ID",
     "log_format": "ACTIVITY_LOG_FORMAT",
     "log_level": "ACTIVITY_LOG_LEVEL",
+    "processes": "ACTIVITY_PROCESSES",
 }
 _SECRET = re.compile(r"(password|secret|token|sasl\.jaas|key\.pem|private)", re.IGNORECASE)
 
@@ -58,6 +59,7 @@ class Settings:
     transactional_id: str | None = None
     log_format: LogFormat = "auto"
     log_level: str = "info"
+    processes: int = 1  # worker processes in this pod, one core each
     kafka: Mapping[str, str] = field(default_factory=dict)  # librdkafka pass-through
 
     def validate(self, earlier: list[str] | None = None) -> Settings:
@@ -94,6 +96,8 @@ class Settings:
             problems.append(f"--max-retries {self.max_retries}: must be 0..100")
         if self.retry_backoff_ms < 0:
             problems.append(f"--retry-backoff-ms {self.retry_backoff_ms}: must be >= 0")
+        if not 1 <= self.processes <= 256:
+            problems.append(f"--processes {self.processes}: must be 1..256")
         if self.log_format not in ("auto", "json", "console"):
             problems.append(f"--log-format {self.log_format!r}: use auto, json or console")
         if self.dlq_topic is not None and not self.dlq_topic:
@@ -166,7 +170,7 @@ def from_env(environ: Mapping[str, str] | None = None, problems: list[str] | Non
     return values
 
 
-_INTS = {"metrics_port", "batch_size", "max_retries", "retry_backoff_ms"}
+_INTS = {"metrics_port", "batch_size", "max_retries", "retry_backoff_ms", "processes"}
 _FLOATS = {"stop_when_idle", "shutdown_grace_seconds"}
 
 

@@ -3,6 +3,7 @@ built from the Voucherify corpus, and the worker with its metrics endpoint, unti
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import random
@@ -106,51 +107,56 @@ def summary(worker: Any, sent: list[int], started: float, stop: threading.Event)
 
 
 def run_demo(metrics_port: int = 9400, rate: float = 200.0, duration: float | None = None) -> int:
-    from consumer.app import Worker
     from consumer.embedded_broker import EmbeddedBroker, create_topics
 
     print("starting a local Tansu broker ...", file=sys.stderr, flush=True)
     with EmbeddedBroker() as broker:
-        bootstrap = broker.bootstrap_servers
-        create_topics(bootstrap, {INPUT_TOPIC: 4})
-        settings = Settings(
-            bootstrap_servers=bootstrap,
-            topics=(INPUT_TOPIC,),
-            group_id="customer-activity-demo",
-            metrics_port=metrics_port,
-            kafka={"session.timeout.ms": "6000", "heartbeat.interval.ms": "500"},
-        ).validate()
-        health = Health()
-        worker = Worker(settings, health=health)
-        server = serve(metrics_port, worker.registry, health) if metrics_port else None
-        stop = threading.Event()
-        sent = [0]
-
-        def on_signal(_s: int, _f: FrameType | None) -> None:
-            stop.set()
-            worker.stop()
-
-        signal.signal(signal.SIGINT, on_signal)
-        signal.signal(signal.SIGTERM, on_signal)
-        if duration:
-            threading.Timer(duration, lambda: on_signal(0, None)).start()
-        threads = [
-            threading.Thread(target=stream, args=(bootstrap, rate, stop, sent), daemon=True),
-            threading.Thread(target=summary, args=(worker, sent, time.monotonic(), stop), daemon=True),
-        ]
-        for t in threads:
-            t.start()
-        where = f"http://127.0.0.1:{metrics_port}/metrics" if metrics_port else "off"
-        print(
-            f"broker {bootstrap}; topic {INPUT_TOPIC}; metrics {where}; Ctrl-C to stop",
-            file=sys.stderr,
-            flush=True,
-        )
-        code = worker.run()
-        stop.set()
-        for t in threads:
-            t.join(timeout=10)
-        if server is not None:
-            server.shutdown()
-        print(f"stopped cleanly: {worker.processed} events processed", file=sys.stderr)
+        create_topics(broker.bootstrap_servers, {INPUT_TOPIC: 4})
+        code = _stream_and_work(broker.bootstrap_servers, metrics_port, rate, duration)
+        gc.collect()  # the worker's clients go before the broker, so they do not log its exit
         return code
+
+
+def _stream_and_work(bootstrap: str, metrics_port: int, rate: float, duration: float | None) -> int:
+    from consumer.app import Worker
+
+    settings = Settings(
+        bootstrap_servers=bootstrap,
+        topics=(INPUT_TOPIC,),
+        group_id="customer-activity-demo",
+        metrics_port=metrics_port,
+        kafka={"session.timeout.ms": "6000", "heartbeat.interval.ms": "500"},
+    ).validate()
+    health = Health()
+    worker = Worker(settings, health=health)
+    server = serve(metrics_port, worker.registry, health) if metrics_port else None
+    stop = threading.Event()
+    sent = [0]
+
+    def on_signal(_s: int, _f: FrameType | None) -> None:
+        stop.set()
+        worker.stop()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    timer = threading.Timer(duration, lambda: on_signal(0, None)) if duration else None
+    if timer is not None:
+        timer.start()
+    threads = [
+        threading.Thread(target=stream, args=(bootstrap, rate, stop, sent), daemon=True),
+        threading.Thread(target=summary, args=(worker, sent, time.monotonic(), stop), daemon=True),
+    ]
+    for t in threads:
+        t.start()
+    where = f"http://127.0.0.1:{metrics_port}/metrics" if metrics_port else "off"
+    print(f"broker {bootstrap}; topic {INPUT_TOPIC}; metrics {where}; Ctrl-C to stop", file=sys.stderr, flush=True)
+    code = worker.run()
+    stop.set()
+    if timer is not None:
+        timer.cancel()
+    for t in threads:
+        t.join(timeout=10)
+    if server is not None:
+        server.shutdown()
+    print(f"stopped cleanly: {worker.processed} events processed", file=sys.stderr)
+    return code

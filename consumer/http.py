@@ -6,8 +6,14 @@ import threading
 import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Protocol
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+
+class Probes(Protocol):
+    def live(self) -> tuple[bool, str]: ...
+    def ready(self) -> tuple[bool, str]: ...
 
 
 class Health:
@@ -41,7 +47,7 @@ class Health:
 def serve(
     port: int,
     registry: CollectorRegistry | Callable[[], bytes],
-    health: Health,
+    health: Probes,
     host: str = "0.0.0.0",
 ) -> ThreadingHTTPServer:
     """Start the server on a daemon thread; `registry` may be a callable for multiprocess mode."""
