@@ -71,7 +71,9 @@ def test_conservation_every_event_lands_downstream_or_in_the_dlq(
             assert r.value is not None and r.value[:2] == b"\xc3\x01"
 
 
-def test_poison_message_does_not_stall_its_partition(kafka_bootstrap: str, topic_factory: object, tmp_path: Path) -> None:
+def test_poison_message_does_not_stall_its_partition(
+    kafka_bootstrap: str, topic_factory: object, tmp_path: Path
+) -> None:
     topic = topic_factory(1)  # type: ignore[operator]
     before = make_stream(20, seed=2)
     bad = make_stream(0, poison=3)

@@ -68,7 +68,9 @@ def make_stream(n: int, *, unknown: int = 0, poison: int = 0, seed: int = 1) -> 
     return out
 
 
-def produce(bootstrap: str, topic: str, stream: Iterable[tuple[str, str | None, bytes]], partition: int | None = None) -> None:
+def produce(
+    bootstrap: str, topic: str, stream: Iterable[tuple[str, str | None, bytes]], partition: int | None = None
+) -> None:
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 10, "enable.idempotence": True})
     errors: list[str] = []
 
@@ -120,9 +122,7 @@ def read_all(
     )
     try:
         md = consumer.list_topics(timeout=10)
-        tps = [
-            TopicPartition(t, p, 0) for t in topics if t in md.topics for p in md.topics[t].partitions
-        ]
+        tps = [TopicPartition(t, p, 0) for t in topics if t in md.topics for p in md.topics[t].partitions]
         if not tps:
             return []
         consumer.assign(tps)
