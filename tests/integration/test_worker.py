@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import TopicFactory
 from tests.integration.worker_support import (
     activity_ids,
     end_offsets,
@@ -72,9 +73,9 @@ def test_conservation_every_event_lands_downstream_or_in_the_dlq(
 
 
 def test_poison_message_does_not_stall_its_partition(
-    kafka_bootstrap: str, topic_factory: object, tmp_path: Path
+    kafka_bootstrap: str, topic_factory: TopicFactory, tmp_path: Path
 ) -> None:
-    topic = topic_factory(1)  # type: ignore[operator]
+    topic = topic_factory(1)
     before = make_stream(20, seed=2)
     bad = make_stream(0, poison=3)
     after = make_stream(20, seed=3)
@@ -160,9 +161,9 @@ def test_exactly_once_kill_gives_no_duplicates_to_read_committed_readers(
 
 
 def test_rebalance_two_workers_split_partitions_and_a_third_joining_loses_nothing(
-    kafka_bootstrap: str, topic_factory: object, tmp_path: Path
+    kafka_bootstrap: str, topic_factory: TopicFactory, tmp_path: Path
 ) -> None:
-    topic = topic_factory(6)  # type: ignore[operator]
+    topic = topic_factory(6)
     group = _group()
     stream = make_stream(1800)
     logs = [tmp_path / f"w{i}.log" for i in range(3)]
