@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import signal
 import threading
 import time
@@ -72,6 +71,7 @@ class Worker:
         self.checkpoint.attach(self.source.consumer)
         self._stop = threading.Event()
         self._pattern = settings.pattern is not None
+        self._error_logged: dict[int, float] = {}
         self._assigned: set[tuple[str, int]] = set()
         self.processed = 0
 
@@ -102,14 +102,17 @@ class Worker:
     def _release(self, partitions: list[TopicPartition]) -> None:
         for p in partitions:
             self._assigned.discard((p.topic, p.partition))
-            with contextlib.suppress(KeyError):
-                self.metrics.lag.remove(p.topic, str(p.partition))
+            self.metrics.forget_partition(p.topic, p.partition)
         self.health.assigned = len(self._assigned)
 
     def _on_error(self, err: KafkaError) -> None:
         if err.code() == KafkaError._ALL_BROKERS_DOWN:
             self.health.connected = False
-        log.warning("kafka_error", error=str(err), fatal=err.fatal())
+        # librdkafka repeats connection errors many times a second while a broker is away.
+        now = time.monotonic()
+        if now - self._error_logged.get(err.code(), -1e9) >= 30 or err.fatal():
+            self._error_logged[err.code()] = now
+            log.warning("kafka_error", error=str(err), fatal=err.fatal(), repeats_suppressed_for_seconds=30)
 
     # -- the loop -------------------------------------------------------------------------
     def stop(self) -> None:

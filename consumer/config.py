@@ -33,7 +33,11 @@ ENV = {
     "log_level": "ACTIVITY_LOG_LEVEL",
     "processes": "ACTIVITY_PROCESSES",
 }
-_SECRET = re.compile(r"(password|secret|token|sasl\.jaas|key\.pem|private)", re.IGNORECASE)
+# Covers every property librdkafka marks sensitive, e.g. sasl.oauthbearer.config and ssl.key.pem.
+SECRET_KEY = re.compile(
+    r"password|passphrase|secret|token|credential|jaas|api[_.-]?key|oauthbearer\.config|key\.pem|private",
+    re.IGNORECASE,
+)
 
 
 class ConfigError(ValueError):
@@ -126,7 +130,7 @@ class Settings:
         for name in self.__dataclass_fields__:
             value = getattr(self, name)
             if name == "kafka":
-                value = {k: ("***" if _SECRET.search(k) else v) for k, v in value.items()}
+                value = {k: ("***" if SECRET_KEY.search(k) else v) for k, v in value.items()}
             elif name == "schema_registry_url" and value:
                 value = re.sub(r"//[^@/]+@", "//***@", value)
             out[name] = value

@@ -10,6 +10,8 @@ from typing import Any
 
 import structlog
 
+from consumer.config import SECRET_KEY
+
 REDACTED = "[redacted]"
 # Keys whose values are personal or free-form: never logged, whatever they hold.
 _PERSONAL_KEYS = frozenset(
@@ -30,7 +32,6 @@ _PERSONAL_KEYS = frozenset(
         "payload",
     }
 )
-_SECRET_KEY = re.compile(r"password|secret|token|credential|jaas|api[_.-]?key", re.IGNORECASE)
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 # International (+44 7700 900123) and North-American ((555) 123-4567) numbers; plain digit
 # runs are left alone so that offsets, dates and addresses stay readable.
@@ -52,7 +53,7 @@ def _scrub(value: Any, depth: int = 0) -> Any:
 
 
 def _scrub_item(key: str, value: Any, depth: int) -> Any:
-    if key.lower() in _PERSONAL_KEYS or _SECRET_KEY.search(key):
+    if key.lower() in _PERSONAL_KEYS or SECRET_KEY.search(key):
         return REDACTED
     return _scrub(value, depth)
 

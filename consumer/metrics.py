@@ -6,7 +6,9 @@ reasons, framings and topic/partition numbers: never ids, emails or campaign nam
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -92,6 +94,14 @@ class PipelineMetrics:
             self.retries.labels(f)
         for kind in ("assign", "revoke", "lost"):
             self.rebalances.labels(kind)
+
+    def forget_partition(self, topic: str, partition: int) -> None:
+        """A partition moved to another member: its lag is that member's to report now."""
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            self.lag.labels(topic, str(partition)).set(0)  # multiprocess files cannot drop a series
+        else:
+            with contextlib.suppress(KeyError):
+                self.lag.remove(topic, str(partition))
 
     def observe_stats(self, stats_json: str) -> None:
         """librdkafka `stats_cb` payload -> per-partition consumer lag."""

@@ -39,7 +39,7 @@ class Result:
 
 
 def activity_from_record(record: dict[str, Any]) -> Activity:
-    """An Activity from a decoded envelope record (fastavro, `return_record_name=True`)."""
+    """An Activity from a decoded envelope record (`AvroCodec.decode`)."""
     from consumer.catalogue import canonical, family_of  # local: model stays import-light
 
     event_type: str = record["type"]
@@ -51,7 +51,7 @@ def activity_from_record(record: dict[str, Any]) -> Activity:
         type=event_type,
         canonical_type=canonical_type,
         family=family_of(canonical_type),
-        data=record["data"][1],
+        data=record["data"],
         created_at_ms=created_ms,
         group_id=record.get("group_id"),
     )

@@ -352,9 +352,18 @@ class ActivityConverter:
             return value
         return self.converters.dec[branch](data)  # type: ignore[no-any-return]
 
+    def branch_of(self, record: dict[str, Any]) -> str:
+        """The data record a decoded envelope holds: its type's shape, unless the data
+        travelled untyped (a type we do not know, or data that did not fit its shape)."""
+        data = record["data"]
+        if len(data) == 1 and "json" in data:
+            return GENERIC
+        return self.shape_of.get(canonical(record["type"]), GENERIC)
+
     def to_json(self, record: dict[str, Any]) -> dict[str, Any]:
-        """A decoded envelope record (fastavro, `return_record_name=True`) back to JSON."""
-        branch, data = record["data"]
+        """A decoded envelope record back to JSON."""
+        data = record["data"]
+        branch = self.branch_of(record)
         out: dict[str, Any] = {
             "id": record["id"],
             "type": record["type"],
