@@ -1,0 +1,185 @@
+"""Worker bugs the fault tests found, each reproduced on the mock cluster and marked xfail(strict).
+
+None of them loses an event or commits past an undelivered one; they crash, stall or re-deliver.
+When a fix lands its test XPASSes, which fails the run: drop the marker then.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+from confluent_kafka import KafkaError
+
+from tests.faults.mock_cluster import ApiKey, MockCluster
+from tests.faults.worker_harness import (
+    COORDINATOR,
+    OUTPUT_LEADER,
+    Running,
+    actual_records,
+    committed,
+    create_topics,
+    end_offsets,
+    expected_records,
+    missing,
+    patch_worker_for_mock,
+    read_outputs,
+    settings,
+    start,
+    stop_all,
+    unique,
+    wait_committed,
+)
+from tests.integration.worker_support import REPO, make_stream, produce
+
+pytestmark = [pytest.mark.faults, pytest.mark.timeout(60)]
+
+
+@pytest.fixture
+def names(mock_cluster: MockCluster, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, str]]:
+    patch_worker_for_mock(monkeypatch)
+    topic, group = unique("activities"), unique("group")
+    create_topics(mock_cluster, topic, 1, group)
+    yield topic, group
+    stop_all()
+
+
+# Runs a real worker in a child process with only CreateTopics stubbed out (the mock does not serve
+# it), slowed to 0.5 s as a real controller may be, and statistics every 100 ms.
+_CALLBACK_SCRIPT = """
+import sys, time
+import consumer.sink
+consumer.sink.create_topics = lambda *a, **k: time.sleep(0.5)
+from consumer.app import Worker
+from consumer.config import Settings
+s = Settings(bootstrap_servers=sys.argv[1], topics=(sys.argv[2],), group_id=sys.argv[3], metrics_port=0,
+             stop_when_idle=1.0, log_format="console", kafka={"statistics.interval.ms": "100"})
+sys.exit(Worker(s).run())
+"""
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="Worker._on_assign -> Source.partition_counts calls Consumer.list_topics inside the rebalance "
+    "callback; that clears confluent-kafka's call state of the enclosing consume(), and the next callback "
+    "it serves (stats_cb, error_cb, ...) hits `CallState_get: Assertion cs != NULL`: SIGABRT",
+)
+def test_a_slow_assignment_does_not_abort_the_process(mock_cluster: MockCluster) -> None:
+    topic, group = unique("activities"), unique("group")
+    create_topics(mock_cluster, topic, 1, group)
+    produce(mock_cluster.bootstraps, topic, make_stream(5))
+    proc = subprocess.run(
+        [sys.executable, "-c", _CALLBACK_SCRIPT, mock_cluster.bootstraps, topic, group],
+        cwd=REPO,
+        capture_output=True,
+        timeout=45,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr.decode()[-500:]  # today: -6, "CallState_get: Assertion"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="on DeliveryFailed, Worker._shutdown(clean=False) calls source.close(); its revoke callback "
+    "(AtLeastOnce.on_revoke -> _drain -> ready_offsets) raises DeliveryFailed again, which escapes run() "
+    "instead of run() returning 1 (the producer is not flushed and `worker_stopped` is not logged)",
+)
+def test_a_delivery_failure_makes_run_return_1(mock_cluster: MockCluster, names: tuple[str, str]) -> None:
+    topic, group = names
+    mock_cluster.broker_set_down(OUTPUT_LEADER)
+    produce(mock_cluster.bootstraps, topic, make_stream(10))
+    running = start(settings(mock_cluster, topic, group, kafka={"message.timeout.ms": "1000"}))
+    assert running.outcome(30) == 1  # today: DeliveryFailed raised out of run()
+    assert committed(mock_cluster, group, topic, 1) == {0: -1001}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="AtLeastOnce.commit_ready pops the delivered tickets before committing; when the commit fails "
+    "they are gone, so the offsets are never committed again unless a later batch of the same partition "
+    "comes: a clean exit (idle stop, SIGTERM) leaves the group behind what was delivered, and a restart "
+    "re-delivers it",
+)
+def test_a_failed_commit_is_committed_before_a_clean_exit(mock_cluster: MockCluster, names: tuple[str, str]) -> None:
+    topic, group = names
+    produce(mock_cluster.bootstraps, topic, make_stream(30, seed=1))
+    running = start(settings(mock_cluster, topic, group, batch_size=100))
+    wait_committed(mock_cluster, group, topic, 1, 30)
+    # The last batch's commit fails for good (librdkafka tries an OffsetCommit 3 times).
+    mock_cluster.push_request_errors(ApiKey.OFFSET_COMMIT, [KafkaError.REQUEST_TIMED_OUT] * 3)
+    produce(mock_cluster.bootstraps, topic, make_stream(10, seed=2))
+    assert running.join(30) == 0
+    assert running.metric("activity_consumer_commit_failures_total") == 1
+    assert committed(mock_cluster, group, topic, 1) == end_offsets(mock_cluster, topic, 1)  # today: 30 < 40
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a dead letter carries the original bytes plus dlq-* headers: an undecodable input record "
+    "close to message.max.bytes makes producer.produce() raise KafkaException(MSG_SIZE_TOO_LARGE), which "
+    "Sink._produce does not catch and Worker.run() does not handle: the worker dies on it, and again on "
+    "every restart (the partition is stalled for good)",
+)
+def test_an_oversized_poison_message_does_not_stall_its_partition(
+    mock_cluster: MockCluster, names: tuple[str, str]
+) -> None:
+    topic, group = names
+    stream = [
+        *make_stream(3, seed=1),
+        ("evcus_oversized", "cust_big", b"\x00\x00\x00\x00\x07" + b"x" * 999_900),
+        *make_stream(3, seed=2),
+    ]
+    produce(mock_cluster.bootstraps, topic, stream)
+    running = start(settings(mock_cluster, topic, group))
+    assert running.outcome(30) == 0  # today: KafkaException(MSG_SIZE_TOO_LARGE) out of run()
+    assert committed(mock_cluster, group, topic, 1) == end_offsets(mock_cluster, topic, 1)
+
+
+def _exactly_once(mock_cluster: MockCluster, topic: str, group: str, batch_size: int) -> Running:
+    txn_id = unique("txn")
+    mock_cluster.coordinator_set("transaction", txn_id, COORDINATOR)
+    return start(
+        settings(
+            mock_cluster,
+            topic,
+            group,
+            processing_guarantee="exactly-once",
+            transactional_id=txn_id,
+            batch_size=batch_size,
+        )
+    )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="exactly-once: once a produce fails inside a transaction, the next producer.produce() of the "
+    "batch raises KafkaException(_STATE, 'Erroneous state'); only end_batch() handles abortable errors, so "
+    "this one escapes Worker.run(): no abort, no rewind, no exit code",
+)
+def test_exactly_once_aborts_when_a_produce_fails_mid_batch(mock_cluster: MockCluster, names: tuple[str, str]) -> None:
+    topic, group = names
+    stream = make_stream(100)
+    produce(mock_cluster.bootstraps, topic, stream)
+    mock_cluster.push_request_errors(ApiKey.PRODUCE, [KafkaError.MSG_SIZE_TOO_LARGE])  # once: abortable
+    running = _exactly_once(mock_cluster, topic, group, batch_size=100)
+    assert running.outcome(30) == 0  # today: KafkaException(_STATE) out of run()
+    assert missing(expected_records(stream, topic), actual_records(read_outputs(mock_cluster, topic))) == {}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="exactly-once: ExactlyOnce._recover gives up (DeliveryFailed, exit 1) when abort_transaction "
+    "fails, even when the error is abortable (EndTxn REQUEST_TIMED_OUT) and calling abort_transaction "
+    "again succeeds; nothing is lost (a restart resumes), but one slow EndTxn costs a restart",
+)
+def test_exactly_once_retries_an_abort_that_failed_abortably(mock_cluster: MockCluster, names: tuple[str, str]) -> None:
+    topic, group = names
+    stream = make_stream(50)
+    produce(mock_cluster.bootstraps, topic, stream)
+    mock_cluster.push_request_errors(ApiKey.ADD_OFFSETS_TO_TXN, [KafkaError.GROUP_AUTHORIZATION_FAILED])
+    mock_cluster.push_request_errors(ApiKey.END_TXN, [KafkaError.REQUEST_TIMED_OUT])  # hits the abort
+    running = _exactly_once(mock_cluster, topic, group, batch_size=25)
+    assert running.outcome(30) == 0  # today: 1, "delivery_failed: abort failed: ... EndTxn abort failed"
+    assert missing(expected_records(stream, topic), actual_records(read_outputs(mock_cluster, topic))) == {}
