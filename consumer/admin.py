@@ -70,3 +70,16 @@ def _wait_topics_visible(admin: AdminClient, topics: Mapping[str, int], timeout_
         if time.monotonic() >= deadline:
             raise TimeoutError(f"topics not visible after {timeout_s:.0f}s: {sorted(pending)}")
         time.sleep(0.05)
+
+
+def partition_counts(
+    bootstrap_servers: str, topics: list[str], *, client_config: Mapping[str, str | int] | None = None
+) -> dict[str, int]:
+    """Partitions per existing topic, from a metadata request on a client of its own.
+
+    Never call this through the consumer inside a rebalance callback: a metadata request
+    there upsets confluent-kafka's state for the surrounding `consume()`.
+    """
+    admin = AdminClient({"bootstrap.servers": bootstrap_servers, **(client_config or {})})
+    md = admin.list_topics(timeout=10)
+    return {t: len(md.topics[t].partitions) for t in topics if t in md.topics and md.topics[t].error is None}

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from types import FrameType
 from typing import cast
 
-from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 from prometheus_client import CollectorRegistry
 
 from consumer import checkpoint as checkpoints
@@ -29,6 +29,18 @@ from consumer.sink import DeliveryFailed, Sink
 from consumer.source import Source
 
 log = get_logger("consumer.app")
+
+
+class _Tally:
+    """Per-batch counts, added to the metrics once per batch rather than once per event."""
+
+    __slots__ = ("ages", "consumed", "processed", "results")
+
+    def __init__(self) -> None:
+        self.consumed: Counter[str] = Counter()
+        self.processed: Counter[str] = Counter()
+        self.results: Counter[str] = Counter()
+        self.ages: list[float] = []
 
 
 class HandlerFailed(Exception):
@@ -64,7 +76,6 @@ class Worker:
             on_assign=self._on_assign,
             on_revoke=self._on_revoke,
             on_lost=self._on_lost,
-            on_commit=self.checkpoint.on_commit,
             stats_cb=self.metrics.observe_stats,
             error_cb=self._on_error,
         )
@@ -73,6 +84,7 @@ class Worker:
         self._pattern = settings.pattern is not None
         self._error_logged: dict[int, float] = {}
         self._assigned: set[tuple[str, int]] = set()
+        self._new_sources: set[str] = set()
         self.processed = 0
 
     # -- rebalance ------------------------------------------------------------------------
@@ -81,9 +93,8 @@ class Worker:
         self._assigned |= {(p.topic, p.partition) for p in partitions}
         self.health.assigned = len(self._assigned)
         self.health.connected = True
-        topics = sorted({p.topic for p in partitions if not (self._pattern and self.sink.is_own_output(p.topic))})
-        if topics:
-            self.sink.ensure_topics(topics, self.source.partition_counts(topics))
+        # Output topics are made in the loop, not here: no blocking admin work in a callback.
+        self._new_sources |= {p.topic for p in partitions if not (self._pattern and self.sink.is_own_output(p.topic))}
         self.checkpoint.on_assign(partitions)
         log.info("partitions_assigned", partitions=[f"{p.topic}[{p.partition}]" for p in partitions])
 
@@ -129,6 +140,9 @@ class Worker:
             while not self._stop.is_set():
                 msgs = self.source.poll_batch(s.batch_size, 0.25)
                 self.health.turned()
+                if self._new_sources:
+                    self.sink.ensure_topics(sorted(self._new_sources))
+                    self._new_sources.clear()
                 if msgs:
                     self.health.connected = True
                     self.process(msgs)
@@ -160,19 +174,39 @@ class Worker:
         except DeliveryFailed as exc:
             log.error("delivery_failed_on_close", error=str(exc))
         finally:
-            # close() leaves the group; its revoke callback commits nothing new after close().
-            self.source.close()
+            # close() leaves the group; its revoke callback commits only what was delivered.
+            try:
+                self.source.close()
+            except DeliveryFailed as exc:
+                log.error("delivery_failed_on_close", error=str(exc))
             left = self.sink.flush(max(0.0, deadline - time.monotonic()))
             log.info("worker_stopped", processed=self.processed, unflushed=left)
 
     def process(self, msgs: list[Message]) -> None:
         """Decode, route and forward one batch; hand every record to a ticket."""
-        consumed: Counter[str] = Counter()
-        processed: Counter[str] = Counter()
-        now = time.time()
-        ages: list[float] = []
+        self.checkpoint.begin_batch()
+        tally = _Tally()
+        try:
+            self._process(msgs, tally)
+        except KafkaException as exc:  # produce() itself refused (e.g. a transaction in error)
+            self.checkpoint.fail_batch(exc)
+            return
+        self.checkpoint.end_batch()
+        m = self.metrics
+        for label, n in tally.consumed.items():
+            m.consumed.labels(label).inc(n)
+        for label, n in tally.processed.items():
+            m.processed.labels(label).inc(n)
+        for stream, n in tally.results.items():
+            m.results.labels(stream).inc(n)
+        for age in tally.ages:
+            m.event_age.observe(age)
+        self.processed += tally.processed.total()
+
+    def _process(self, msgs: list[Message], tally: _Tally) -> None:
         checkpoint, sink, codec = self.checkpoint, self.sink, self.codec
-        checkpoint.begin_batch()
+        consumed, processed, results_by_stream, ages = tally.consumed, tally.processed, tally.results, tally.ages
+        now = time.time()
         for msg in msgs:
             err = msg.error()
             if err is not None:
@@ -190,13 +224,7 @@ class Worker:
                 self.metrics.decode_errors.labels(exc.framing).inc()
                 self.metrics.dead_letters.labels(exc.reason).inc()
                 sink.dead_letter(msg, topic, "DecodeError", exc.reason, str(exc), ticket)
-                log.warning(
-                    "dead_letter",
-                    reason=exc.reason,
-                    topic=topic,
-                    partition=partition,
-                    offset=offset,
-                )
+                log.warning("dead_letter", reason=exc.reason, topic=topic, partition=partition, offset=offset)
                 continue
             label = label_of(activity.type)
             consumed[label] += 1
@@ -218,17 +246,9 @@ class Worker:
             sink.forward(topic, activity, results, ticket)
             self.business.observe(results)
             for r in results:
-                self.metrics.results.labels(r.stream).inc()
+                results_by_stream[r.stream] += 1
             processed[label] += 1
             ages.append(now - activity.created_at_ms / 1000)
-        checkpoint.end_batch()
-        for label, n in consumed.items():
-            self.metrics.consumed.labels(label).inc(n)
-        for label, n in processed.items():
-            self.metrics.processed.labels(label).inc(n)
-        for age in ages:
-            self.metrics.event_age.observe(age)
-        self.processed += sum(processed.values())
 
     def _handle(self, activity: Activity) -> list[Result]:
         """Run the handler with bounded retries and exponential backoff."""

@@ -6,6 +6,7 @@ label sets bounded: a type not in `KNOWN_TYPES` is `other` on every metric.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Final
 
 SEED_TYPES: Final[frozenset[str]] = frozenset(
@@ -127,11 +128,13 @@ _FAMILY_BY_PREFIX: Final[tuple[tuple[str, str], ...]] = (
 _LIFECYCLE: Final = frozenset({"customer.confirmed", "customer.created", "customer.updated", "customer.deleted"})
 
 
+@lru_cache(maxsize=4096)  # per event on the hot path; the wire may carry many unknown types
 def canonical(event_type: str) -> str:
     """The catalogue's name for a wire type (aliases folded); unknown types unchanged."""
     return ALIASES.get(event_type, event_type)
 
 
+@lru_cache(maxsize=4096)
 def family_of(canonical_type: str) -> str:
     """The handler family of a catalogue type, `unknown` for types not in the catalogue."""
     if canonical_type not in KNOWN_TYPES:
@@ -144,6 +147,7 @@ def family_of(canonical_type: str) -> str:
     raise AssertionError(f"no family for catalogue type {canonical_type}")  # pragma: no cover
 
 
+@lru_cache(maxsize=4096)
 def label_of(event_type: str) -> str:
     """A bounded metric label: the catalogue's name, or `other`."""
     c = canonical(event_type)

@@ -57,13 +57,9 @@ class Checkpoint:
         self.metrics.last_commit.set(time.time())
         log.debug("committed", partitions=len(offsets))
 
-    def on_commit(self, err: KafkaError | None, partitions: list[TopicPartition]) -> None:
-        """The consumer's `on_commit` callback (asynchronous commits)."""
-        if err is not None and err.code() != KafkaError._NO_OFFSET:
-            self.metrics.commit_failures.inc()
-            log.warning("commit_failed", error=str(err))
-        elif err is None:
-            self._committed(partitions)
+    def fail_batch(self, exc: KafkaException) -> None:
+        """Producing failed part-way through a batch (not a delivery report: produce() raised)."""
+        raise DeliveryFailed(f"produce failed: {exc.args[0]}")
 
     # Overridden by the modes.
     def begin_batch(self) -> None: ...
@@ -87,7 +83,9 @@ class AtLeastOnce(Checkpoint):
     def __init__(self, sink: Sink, metrics: PipelineMetrics, grace_seconds: float) -> None:
         super().__init__(sink, metrics, grace_seconds)
         self._owed: dict[TP, deque[Ticket]] = {}
-        self._last: dict[TP, int] = {}
+        self._ready: dict[TP, int] = {}  # delivered up to here
+        self._last: dict[TP, int] = {}  # committed up to here
+        self.failed = False
 
     def end_batch(self) -> None:
         for key, t in self._take_batch().items():
@@ -96,43 +94,40 @@ class AtLeastOnce(Checkpoint):
     def poll(self) -> None:
         if any(self._owed.values()):
             self.sink.flush(self.delivery_wait)
-            self.commit_ready(asynchronous=False)
+        self.commit_ready()
 
     def in_flight(self) -> bool:
         return any(self._owed.values()) or super().in_flight()
 
-    def ready_offsets(self, only: set[TP] | None = None) -> list[TopicPartition]:
-        """Offsets whose every earlier result is delivered; raises if a delivery failed."""
-        out: list[TopicPartition] = []
+    def _advance(self, only: set[TP] | None) -> None:
+        """Move each partition's ready offset past its delivered tickets; raise if one failed."""
         for key, owed in self._owed.items():
             if only is not None and key not in only:
                 continue
-            advanced = None
             while owed and owed[0].done:
-                t = owed.popleft()
-                if t.error is not None:
-                    owed.appendleft(t)  # keep it: nothing at or past it may be committed
-                    raise DeliveryFailed(f"{key[0]}[{key[1]}]: {t.error}")
-                advanced = t.next_offset
-            if advanced is not None and advanced > self._last.get(key, -1):
-                out.append(TopicPartition(key[0], key[1], advanced))
-        return out
+                if owed[0].error is not None:
+                    self.failed = True  # nothing at or past it may be committed, ever
+                    raise DeliveryFailed(f"{key[0]}[{key[1]}]: {owed[0].error}")
+                self._ready[key] = owed.popleft().next_offset
 
-    def commit_ready(self, asynchronous: bool, only: set[TP] | None = None) -> None:
+    def commit_ready(self, only: set[TP] | None = None) -> None:
+        """Commit every delivered offset not yet committed; a failed commit is retried next time."""
         assert self.consumer is not None
-        offsets = self.ready_offsets(only)
+        self._advance(only)
+        offsets = [
+            TopicPartition(t, p, off)
+            for (t, p), off in self._ready.items()
+            if (only is None or (t, p) in only) and off > self._last.get((t, p), -1)
+        ]
         if not offsets:
             return
         try:
-            if asynchronous:
-                self.consumer.commit(offsets=offsets, asynchronous=True)
-            else:
-                self.consumer.commit(offsets=offsets, asynchronous=False)
-                self._committed(offsets)
+            self.consumer.commit(offsets=offsets, asynchronous=False)
         except KafkaException as exc:
             self.metrics.commit_failures.inc()
             log.warning("commit_failed", error=str(exc.args[0]))
             return
+        self._committed(offsets)
         for tp in offsets:
             self._last[(tp.topic, tp.partition)] = tp.offset
 
@@ -141,12 +136,13 @@ class AtLeastOnce(Checkpoint):
         left = self.sink.flush(self.grace)
         if left:
             log.warning("flush_incomplete", in_flight=left)
-        self.commit_ready(asynchronous=False, only=keys)
+        self.commit_ready(only=keys)
 
     def on_revoke(self, partitions: list[TopicPartition]) -> None:
         keys = {(p.topic, p.partition) for p in partitions}
         try:
-            self._drain(keys)
+            if not self.failed:  # after a lost delivery, the last good commit stands
+                self._drain(keys)
         finally:
             self._forget(keys)
 
@@ -157,10 +153,12 @@ class AtLeastOnce(Checkpoint):
     def _forget(self, keys: set[TP]) -> None:
         for key in keys:
             self._owed.pop(key, None)
+            self._ready.pop(key, None)
             self._last.pop(key, None)
 
     def close(self) -> None:
-        self._drain(set(self._owed))
+        if not self.failed:
+            self._drain(set(self._owed))
 
 
 class ExactlyOnce(Checkpoint):
@@ -193,6 +191,11 @@ class ExactlyOnce(Checkpoint):
             self._open = False
             self._recover(exc.args[0], offsets)
 
+    def fail_batch(self, exc: KafkaException) -> None:
+        batch = self._take_batch()
+        self._open = False
+        self._recover(exc.args[0], [TopicPartition(t, p) for (t, p) in batch])
+
     def _commit_transaction(self) -> None:
         for attempt in range(3):
             try:
@@ -208,10 +211,14 @@ class ExactlyOnce(Checkpoint):
         if err.fatal():
             raise DeliveryFailed(f"fatal transactional error: {err}")
         log.warning("transaction_aborted", error=str(err))
-        try:
-            self.sink.producer.abort_transaction(self.grace)
-        except KafkaException as exc:
-            raise DeliveryFailed(f"abort failed: {exc.args[0]}") from None
+        for attempt in range(3):
+            try:
+                self.sink.producer.abort_transaction(self.grace)
+                break
+            except KafkaException as exc:
+                e = exc.args[0]
+                if attempt == 2 or e.fatal() or not (e.retriable() or e.txn_requires_abort()):
+                    raise DeliveryFailed(f"abort failed: {e}") from None
         self._rewind([TopicPartition(tp.topic, tp.partition) for tp in offsets])
 
     def _rewind(self, partitions: list[TopicPartition]) -> None:

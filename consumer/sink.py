@@ -9,7 +9,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
-from consumer.admin import create_topics
+from consumer.admin import create_topics, partition_counts
 from consumer.codec.results import ResultEncoder
 from consumer.config import Settings
 from consumer.logs import get as get_logger
@@ -93,10 +93,19 @@ class Sink:
         """True for a topic this worker writes to (a pattern may match its own outputs)."""
         return topic.endswith(".dlq") or any(topic.endswith("." + s) for s in self.streams)
 
-    def ensure_topics(self, source_topics: Iterable[str], partitions: dict[str, int]) -> None:
-        """Create the output and dead-letter topics of new source topics (idempotent)."""
+    def ensure_topics(self, source_topics: Iterable[str]) -> None:
+        """Create the output and dead-letter topics of new source topics (idempotent),
+        with as many partitions as their source."""
+        new = [t for t in source_topics if t not in self._ensured]
+        if not new:
+            return
+        try:
+            partitions = partition_counts(self.settings.bootstrap_servers, new, client_config=self._admin_conf)
+        except KafkaException as exc:
+            log.warning("topic_metadata_failed", error=str(exc.args[0]))
+            partitions = {}
         wanted: dict[str, int] = {}
-        for source in source_topics:
+        for source in new:
             if source in self._ensured:
                 continue
             n = max(partitions.get(source, 1), 1)
@@ -157,8 +166,18 @@ class Sink:
             ("dlq-source-offset", str(msg.offset()).encode()),
             ("dlq-failed-at", str(int(time.time() * 1000)).encode()),
         ]
+        topic = self.settings.dead_letter_topic(source_topic)
         ticket.pending += 1
-        self._produce(self.settings.dead_letter_topic(source_topic), msg.key(), msg.value(), headers, ticket)
+        try:
+            self._produce(topic, msg.key(), msg.value(), headers, ticket)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.MSG_SIZE_TOO_LARGE:
+                raise
+            # The original plus our headers exceeds the producer's limit: send the headers
+            # alone; the bytes stay in the source topic at the offset the headers give.
+            size = str(len(msg.value() or b"")).encode()
+            headers += [("dlq-value-omitted", b"too-large"), ("dlq-value-size", size)]
+            self._produce(topic, msg.key(), None, headers, ticket)
 
     def _produce(
         self,

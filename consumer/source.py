@@ -73,9 +73,5 @@ class Source:
     def poll_batch(self, max_messages: int, timeout: float) -> list[Message]:
         return self.consumer.consume(max_messages, timeout)
 
-    def partition_counts(self, topics: list[str], timeout: float = 10.0) -> dict[str, int]:
-        md = self.consumer.list_topics(timeout=timeout)
-        return {t: len(md.topics[t].partitions) for t in topics if t in md.topics}
-
     def close(self) -> None:
         self.consumer.close()

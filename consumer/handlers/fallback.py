@@ -40,10 +40,11 @@ def _scrub(value: Any, person: bool = False) -> Any:
         for k, v in items:
             if v is None or k in _DROP or (person and k in _PERSONAL):
                 continue
-            out[k] = _scrub(v, k in _PERSON_KEYS)
+            tv = type(v)  # recurse only into containers: a call per leaf is most of the cost
+            out[k] = _scrub(v, k in _PERSON_KEYS) if tv is dict or tv is list else v
         return out
     if type(value) is list:
-        return [_scrub(v) for v in value]
+        return [_scrub(v) if type(v) is dict or type(v) is list else v for v in value]
     return value
 
 

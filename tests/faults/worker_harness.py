@@ -3,15 +3,9 @@
 The worker runs in a thread so a test can inject faults (brokers down, request errors) while it
 works, read its metrics, and look at the group's committed offsets between steps.
 
-Two worker steps are replaced for the mock cluster, in `patch_worker_for_mock`:
-
-- topic creation: the mock does not serve CreateTopics, so the sink's admin request would only
-  time out (30 s) inside the assignment callback; the tests create every topic up front instead;
-- `Source.partition_counts`: it calls `Consumer.list_topics` from inside the rebalance callback,
-  which clears confluent-kafka's per-handle call state, so the next callback served by the same
-  `consume()` (a statistics report, an error) aborts the process (`CallState_get: Assertion
-  cs != NULL`). `test_worker_faults_known_bugs.py` reproduces it; the patch keeps these tests
-  from dying of it. Its only use is to size topics that the tests create themselves.
+Topic creation is replaced for the mock cluster, in `patch_worker_for_mock`: the mock does
+not serve CreateTopics (the sink's request would only time out), so the tests create every
+topic up front, and the sink's partition lookup that sizes new topics is stubbed with it.
 """
 
 from __future__ import annotations
@@ -52,9 +46,9 @@ INPUT_LEADER, OUTPUT_LEADER, COORDINATOR = 2, 1, 3
 
 
 def patch_worker_for_mock(monkeypatch: pytest.MonkeyPatch) -> None:
-    """See the module docstring: skip CreateTopics and the in-callback metadata request."""
+    """See the module docstring: skip CreateTopics and the metadata lookup that sizes topics."""
     monkeypatch.setattr("consumer.sink.create_topics", lambda *_a, **_k: None)
-    monkeypatch.setattr("consumer.source.Source.partition_counts", lambda _self, topics, timeout=10.0: {})
+    monkeypatch.setattr("consumer.sink.partition_counts", lambda *_a, **_k: {})
 
 
 def unique(prefix: str) -> str:

@@ -1,7 +1,7 @@
-"""Worker bugs the fault tests found, each reproduced on the mock cluster and marked xfail(strict).
+"""Regression tests for worker bugs the fault tests found, each reproduced on the mock cluster.
 
-None of them loses an event or commits past an undelivered one; they crash, stall or re-deliver.
-When a fix lands its test XPASSes, which fails the run: drop the marker then.
+None of them lost an event or committed past an undelivered one; they crashed, stalled or
+re-delivered.
 """
 
 from __future__ import annotations
@@ -60,12 +60,6 @@ sys.exit(Worker(s).run())
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Worker._on_assign -> Source.partition_counts calls Consumer.list_topics inside the rebalance "
-    "callback; that clears confluent-kafka's call state of the enclosing consume(), and the next callback "
-    "it serves (stats_cb, error_cb, ...) hits `CallState_get: Assertion cs != NULL`: SIGABRT",
-)
 def test_a_slow_assignment_does_not_abort_the_process(mock_cluster: MockCluster) -> None:
     topic, group = unique("activities"), unique("group")
     create_topics(mock_cluster, topic, 1, group)
@@ -80,12 +74,6 @@ def test_a_slow_assignment_does_not_abort_the_process(mock_cluster: MockCluster)
     assert proc.returncode == 0, proc.stderr.decode()[-500:]  # today: -6, "CallState_get: Assertion"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="on DeliveryFailed, Worker._shutdown(clean=False) calls source.close(); its revoke callback "
-    "(AtLeastOnce.on_revoke -> _drain -> ready_offsets) raises DeliveryFailed again, which escapes run() "
-    "instead of run() returning 1 (the producer is not flushed and `worker_stopped` is not logged)",
-)
 def test_a_delivery_failure_makes_run_return_1(mock_cluster: MockCluster, names: tuple[str, str]) -> None:
     topic, group = names
     mock_cluster.broker_set_down(OUTPUT_LEADER)
@@ -95,13 +83,6 @@ def test_a_delivery_failure_makes_run_return_1(mock_cluster: MockCluster, names:
     assert committed(mock_cluster, group, topic, 1) == {0: -1001}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="AtLeastOnce.commit_ready pops the delivered tickets before committing; when the commit fails "
-    "they are gone, so the offsets are never committed again unless a later batch of the same partition "
-    "comes: a clean exit (idle stop, SIGTERM) leaves the group behind what was delivered, and a restart "
-    "re-delivers it",
-)
 def test_a_failed_commit_is_committed_before_a_clean_exit(mock_cluster: MockCluster, names: tuple[str, str]) -> None:
     topic, group = names
     produce(mock_cluster.bootstraps, topic, make_stream(30, seed=1))
@@ -115,13 +96,6 @@ def test_a_failed_commit_is_committed_before_a_clean_exit(mock_cluster: MockClus
     assert committed(mock_cluster, group, topic, 1) == end_offsets(mock_cluster, topic, 1)  # today: 30 < 40
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a dead letter carries the original bytes plus dlq-* headers: an undecodable input record "
-    "close to message.max.bytes makes producer.produce() raise KafkaException(MSG_SIZE_TOO_LARGE), which "
-    "Sink._produce does not catch and Worker.run() does not handle: the worker dies on it, and again on "
-    "every restart (the partition is stalled for good)",
-)
 def test_an_oversized_poison_message_does_not_stall_its_partition(
     mock_cluster: MockCluster, names: tuple[str, str]
 ) -> None:
@@ -152,12 +126,6 @@ def _exactly_once(mock_cluster: MockCluster, topic: str, group: str, batch_size:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="exactly-once: once a produce fails inside a transaction, the next producer.produce() of the "
-    "batch raises KafkaException(_STATE, 'Erroneous state'); only end_batch() handles abortable errors, so "
-    "this one escapes Worker.run(): no abort, no rewind, no exit code",
-)
 def test_exactly_once_aborts_when_a_produce_fails_mid_batch(mock_cluster: MockCluster, names: tuple[str, str]) -> None:
     topic, group = names
     stream = make_stream(100)
@@ -168,12 +136,6 @@ def test_exactly_once_aborts_when_a_produce_fails_mid_batch(mock_cluster: MockCl
     assert missing(expected_records(stream, topic), actual_records(read_outputs(mock_cluster, topic))) == {}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="exactly-once: ExactlyOnce._recover gives up (DeliveryFailed, exit 1) when abort_transaction "
-    "fails, even when the error is abortable (EndTxn REQUEST_TIMED_OUT) and calling abort_transaction "
-    "again succeeds; nothing is lost (a restart resumes), but one slow EndTxn costs a restart",
-)
 def test_exactly_once_retries_an_abort_that_failed_abortably(mock_cluster: MockCluster, names: tuple[str, str]) -> None:
     topic, group = names
     stream = make_stream(50)
