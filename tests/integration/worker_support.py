@@ -165,7 +165,7 @@ def output_topics(bootstrap: str, input_topic: str) -> list[str]:
 
 def start_worker(
     bootstrap: str,
-    topic: str,
+    topic: str | None,
     group: str,
     *,
     guarantee: str = "at-least-once",
@@ -175,6 +175,7 @@ def start_worker(
     env: dict[str, str] | None = None,
     log_path: Path | None = None,
 ) -> subprocess.Popen[bytes]:
+    """`activity-consumer run` in a subprocess (topic None: pass `--pattern` in `extra`)."""
     args = [
         sys.executable,
         "-m",
@@ -182,8 +183,7 @@ def start_worker(
         "run",
         "--bootstrap-servers",
         bootstrap,
-        "--topics",
-        topic,
+        *(["--topics", topic] if topic else []),
         "--group-id",
         group,
         "--processing-guarantee",
