@@ -142,7 +142,7 @@ def plain_loop(bootstrap: str, n: int, prefix: str) -> Run:
                     continue
                 buf = io.BytesIO(m.value())
                 buf.seek(HEADER)
-                record = schemaless_reader(buf, writer, None, return_record_name=True, return_record_name_override=True)
+                record = schemaless_reader(buf, writer, None)
                 activity = activity_from_record(record)
                 headers = [("activity-id", activity.id.encode()), ("activity-type", activity.type.encode())]
                 for r in router.route(activity):
