@@ -26,6 +26,9 @@ Enc = Callable[[Any], Any]
 Dec = Callable[[Any], Any]
 
 
+_PYTHON_TYPES: dict[str, type] = {"string": str, "double": float, "float": float, "boolean": bool, "bytes": bytes}
+
+
 class EncodeError(ValueError):
     """JSON that cannot become a Customer Activity record; the message says why."""
 
@@ -139,14 +142,6 @@ class Converters:
 
     @staticmethod
     def _primitive(t: str) -> Enc:
-        if t == "string":
-
-            def enc_str(v: Any) -> Any:
-                if type(v) is not str:
-                    raise _Mismatch
-                return v
-
-            return enc_str
         if t in ("long", "int"):
 
             def enc_long(v: Any) -> Any:
@@ -155,31 +150,16 @@ class Converters:
                 return v
 
             return enc_long
-        if t in ("double", "float"):
+        python_type = _PYTHON_TYPES.get(t)
+        if python_type is None:
+            raise ValueError(f"unsupported Avro type {t}")
 
-            def enc_double(v: Any) -> Any:
-                if type(v) is not float:
-                    raise _Mismatch
-                return v
+        def enc_exact(v: Any) -> Any:
+            if type(v) is not python_type:  # exact: True is not a long, 1 is not a double
+                raise _Mismatch
+            return v
 
-            return enc_double
-        if t == "boolean":
-
-            def enc_bool(v: Any) -> Any:
-                if type(v) is not bool:
-                    raise _Mismatch
-                return v
-
-            return enc_bool
-        if t == "bytes":
-
-            def enc_bytes(v: Any) -> Any:
-                if type(v) is not bytes:
-                    raise _Mismatch
-                return v
-
-            return enc_bytes
-        raise ValueError(f"unsupported Avro type {t}")
+        return enc_exact
 
     def _record_ref(self, name: str) -> tuple[Enc, Dec]:
         # Late-bound: records may refer to themselves or to records compiled later.
