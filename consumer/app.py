@@ -83,6 +83,7 @@ class Worker:
         self._stop = threading.Event()
         self._pattern = settings.pattern is not None
         self._error_logged: dict[int, float] = {}
+        self._debug = settings.log_level == "debug"
         self._assigned: set[tuple[str, int]] = set()
         self._new_sources: set[str] = set()
         self.processed = 0
@@ -207,6 +208,7 @@ class Worker:
         checkpoint, sink, codec = self.checkpoint, self.sink, self.codec
         consumed, processed, results_by_stream, ages = tally.consumed, tally.processed, tally.results, tally.ages
         now = time.time()
+        debug = self._debug
         for msg in msgs:
             err = msg.error()
             if err is not None:
@@ -244,6 +246,16 @@ class Worker:
                 )
                 continue
             sink.forward(topic, activity, results, ticket)
+            if debug:  # explains one event when asked (ACTIVITY_LOG_LEVEL=debug); free otherwise
+                log.debug(
+                    "event_processed",
+                    topic=topic,
+                    partition=partition,
+                    offset=offset,
+                    activity_id=activity.id,
+                    activity_type=label,
+                    results=[r.stream for r in results],
+                )
             self.business.observe(results)
             for r in results:
                 results_by_stream[r.stream] += 1
