@@ -122,7 +122,7 @@ def in_isolation(bootstrap: str, msgs: list[Any], partitions: int, metrics: bool
     """
     worker = Worker(_settings(bootstrap, "iso"))
     if sink:
-        worker.sink.ensure_topics([INPUT], {INPUT: partitions})
+        worker.sink.ensure_topics([INPUT])
     else:
         worker.sink.forward = _discard  # type: ignore[method-assign]
         worker.sink.dead_letter = _discard  # type: ignore[method-assign]
