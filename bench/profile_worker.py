@@ -272,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
             kafka={"session.timeout.ms": "6000", "heartbeat.interval.ms": "500"},
         ).validate()
         worker = Worker(settings)
-        worker.sink.ensure_topics([INPUT], {INPUT: args.partitions})
+        worker.sink.ensure_topics([INPUT])
         batches = _batches(msgs)
         # warm up: first-use costs (schema parsing caches, topic metadata) stay out of the numbers
         worker.process(batches[0])
