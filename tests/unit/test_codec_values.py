@@ -14,26 +14,12 @@ import pytest
 
 from consumer.codec import AvroCodec, EncodeError, SchemaStore
 from consumer.codec.jsonavro import GENERIC, iso_to_ms, ms_to_iso
+from tests.conformance._support import identical
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO.parent / "shared" / "voucherify" / "examples"
 SEGMENT = json.loads((EXAMPLES / "customer.segment.entered.json").read_text())
 REWARD_COMPLETED = json.loads((EXAMPLES / "customer.reward_redemptions.completed.json").read_text())
-
-
-def identical(a: Any, b: Any, where: str = "$") -> None:
-    """Same JSON value, types included (1 != 1.0 != True); dict key order ignored."""
-    assert type(a) is type(b), f"{where}: {type(a).__name__} {a!r} != {type(b).__name__} {b!r}"
-    if isinstance(a, dict):
-        assert a.keys() == b.keys(), f"{where}: keys {sorted(a.keys() ^ b.keys())} differ"
-        for k in a:
-            identical(a[k], b[k], f"{where}.{k}")
-    elif isinstance(a, list):
-        assert len(a) == len(b), f"{where}: length {len(a)} != {len(b)}"
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            identical(x, y, f"{where}[{i}]")
-    else:
-        assert a == b, f"{where}: {a!r} != {b!r}"
 
 
 @pytest.fixture(scope="module")
