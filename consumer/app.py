@@ -8,7 +8,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from types import FrameType
-from typing import cast
+from typing import Any, cast
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 from prometheus_client import CollectorRegistry
@@ -84,6 +84,7 @@ class Worker:
         self._pattern = settings.pattern is not None
         self._error_logged: dict[int, float] = {}
         self._debug = settings.log_level == "debug"
+        self._timers: dict[str, Any] = {}
         self._assigned: set[tuple[str, int]] = set()
         self._new_sources: set[str] = set()
         self.processed = 0
@@ -265,7 +266,9 @@ class Worker:
     def _handle(self, activity: Activity) -> list[Result]:
         """Run the handler with bounded retries and exponential backoff."""
         family = activity.family
-        timer = self.metrics.handler_duration.labels(family)
+        timer = self._timers.get(family)
+        if timer is None:  # labels() is a locked dict lookup: once per family, not per event
+            timer = self._timers[family] = self.metrics.handler_duration.labels(family)
         attempts = self.settings.max_retries + 1
         for attempt in range(attempts):
             started = time.perf_counter()

@@ -61,12 +61,12 @@ def stream(bootstrap: str, rate: float, stop: threading.Event, sent: list[int]) 
     rng = random.Random(7)
     corpus = load_corpus()
     codec = AvroCodec()
-    encoded_cache = [(e, customer_key(e)) for e in corpus]
+    keyed = [(e, customer_key(e)) for e in corpus]
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20})
     interval = 1.0 / rate if rate > 0 else 0.0
     next_at = time.monotonic()
     while not stop.is_set():
-        template, key = encoded_cache[rng.randrange(len(encoded_cache))]
+        template, key = keyed[rng.randrange(len(keyed))]
         event = fresh(template, rng)
         headers = [("activity-id", event["id"].encode()), ("activity-type", event["type"].encode())]
         value = codec.encode_json(event) if rng.random() >= 0.005 else b"\x00garbage"

@@ -18,6 +18,19 @@ def _balance(data: Data, transaction: Data | None) -> Data | None:
     return balance if balance is not None else obj(obj(transaction, "details"), "balance")
 
 
+def _card(data: Data, voucher: Data | None, transaction: Data | None) -> dict[str, str | None]:
+    """The card (or gift voucher) a balance change is about, from the event or its transaction."""
+    return {
+        "campaign_id": first(
+            text(obj(data, "campaign"), "id"),
+            text(voucher, "campaign_id"),
+            text(transaction, "campaign_id"),
+        ),
+        "voucher_id": first(text(voucher, "id"), text(transaction, "voucher_id")),
+        "voucher_code": text(voucher, "code"),
+    }
+
+
 def _ledger(activity: Activity, operation: str) -> list[Result]:
     data = activity.data
     voucher = obj(data, "voucher")
@@ -26,13 +39,7 @@ def _ledger(activity: Activity, operation: str) -> list[Result]:
     balance = _balance(data, transaction)
     value = {
         "operation": operation,
-        "campaign_id": first(
-            text(obj(data, "campaign"), "id"),
-            text(voucher, "campaign_id"),
-            text(transaction, "campaign_id"),
-        ),
-        "voucher_id": first(text(voucher, "id"), text(transaction, "voucher_id")),
-        "voucher_code": text(voucher, "code"),
+        **_card(data, voucher, transaction),
         "points": long(balance, "points"),
         "balance": long(balance, "balance"),
         "source_voucher_id": None,
@@ -65,13 +72,7 @@ def gift_balance_added(activity: Activity) -> list[Result]:
     transaction = obj(data, "transaction")
     balance = _balance(data, transaction)
     value = {
-        "campaign_id": first(
-            text(obj(data, "campaign"), "id"),
-            text(voucher, "campaign_id"),
-            text(transaction, "campaign_id"),
-        ),
-        "voucher_id": first(text(voucher, "id"), text(transaction, "voucher_id")),
-        "voucher_code": text(voucher, "code"),
+        **_card(data, voucher, transaction),
         "amount": long(balance, "amount"),
         "balance": long(balance, "balance"),
         "transaction_id": text(transaction, "id"),
