@@ -35,7 +35,7 @@ format: $(STAMP)
 
 ## make schemas: regenerate avro/ from Voucherify's OpenAPI facts
 schemas: $(STAMP)
-	$(BIN)/python -m consumer.codec.schemagen --openapi $(SHARED)/voucherify/customer-activity.openapi-schemas.json --out avro
+	$(BIN)/python -m consumer.devtools.schemagen --openapi $(SHARED)/voucherify/customer-activity.openapi-schemas.json --out avro
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.throughput

@@ -30,10 +30,10 @@ from typing import Any
 from prometheus_client import generate_latest
 
 from bench.stream import build_stream, prefetch, produce
-from consumer import logs
-from consumer.app import Worker
 from consumer.config import Settings
-from consumer.embedded_broker import EmbeddedBroker, create_topics
+from consumer.devtools.embedded_broker import EmbeddedBroker, create_topics
+from consumer.runtime.worker import Worker
+from consumer.telemetry import logs
 
 INPUT = "customer-activity"
 BATCH = 500

@@ -30,15 +30,15 @@ from fastavro import parse_schema, schemaless_reader
 from fastavro.schema import expand_schema
 
 from bench.stream import build_stream, prefetch, produce
-from consumer import logs
-from consumer.app import Worker
-from consumer.codec import AvroCodec, SchemaStore
-from consumer.codec.results import ResultEncoder
 from consumer.config import Settings
-from consumer.embedded_broker import EmbeddedBroker, create_topics
-from consumer.metrics import PipelineMetrics, new_registry
+from consumer.devtools.embedded_broker import EmbeddedBroker, create_topics
 from consumer.model import activity_from_record
-from consumer.router import Router
+from consumer.pipeline.codec import AvroCodec, SchemaStore
+from consumer.pipeline.codec.results import ResultEncoder
+from consumer.pipeline.router import Router
+from consumer.runtime.worker import Worker
+from consumer.telemetry import logs
+from consumer.telemetry.metrics import PipelineMetrics, new_registry
 
 INPUT = "customer-activity"
 BATCH = 500

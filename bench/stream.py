@@ -14,8 +14,8 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, Message, Producer
 
-from consumer.codec import AvroCodec
-from consumer.produce import customer_key
+from consumer.cli.produce import customer_key
+from consumer.pipeline.codec import AvroCodec
 from tests.integration.worker_support import templates
 
 Event = tuple[str, str | None, bytes]  # (activity id, key, framed value)

@@ -31,14 +31,14 @@ from confluent_kafka import Consumer, Producer
 from fastavro import schemaless_reader
 
 from bench.stream import HEADER, build_stream, produce
-from consumer import logs
-from consumer.app import Worker
-from consumer.codec import AvroCodec, SchemaStore
-from consumer.codec.results import ResultEncoder
 from consumer.config import Settings
-from consumer.embedded_broker import EmbeddedBroker, create_topics
+from consumer.devtools.embedded_broker import EmbeddedBroker, create_topics
 from consumer.model import activity_from_record
-from consumer.router import STREAMS, Router
+from consumer.pipeline.codec import AvroCodec, SchemaStore
+from consumer.pipeline.codec.results import ResultEncoder
+from consumer.pipeline.router import STREAMS, Router
+from consumer.runtime.worker import Worker
+from consumer.telemetry import logs
 
 INPUT = "customer-activity"
 BATCH = 500

@@ -1,7 +1,7 @@
 """Shared fixtures: a real Kafka-protocol broker for integration tests.
 
 ``KAFKA_BOOTSTRAP_SERVERS`` set: the tests use that cluster. Otherwise one embedded Tansu
-broker (``consumer.embedded_broker``) is started for the whole session and stopped at the end.
+broker (``consumer.devtools.embedded_broker``) is started for the whole session and stopped at the end.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 import pytest
 
-from consumer.embedded_broker import EmbeddedBroker, create_topics, wait_for_broker
+from consumer.devtools.embedded_broker import EmbeddedBroker, create_topics, wait_for_broker
 
 # Consumer settings for quick group joins on Tansu. Tansu answers the first JoinGroup after
 # about session.timeout.ms / 2 (never under ~1 s), so the 45 s default costs ~23 s per join and

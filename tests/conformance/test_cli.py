@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from consumer.codec import AvroCodec
+from consumer.pipeline.codec import AvroCodec
 
 from ._support import corpus_files, identical, load, run_cli, seed_fixture_files
 

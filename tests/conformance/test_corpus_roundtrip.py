@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from consumer.codec import AvroCodec
-from consumer.codec.framing import SINGLE_OBJECT_MAGIC
-from consumer.codec.lines import decode_lines, encode_lines
+from consumer.cli.codec_lines import decode_lines, encode_lines
+from consumer.pipeline.codec import AvroCodec
+from consumer.pipeline.codec.framing import SINGLE_OBJECT_MAGIC
 
 from ._support import corpus_files, identical, load, mock_registry, seed_fixture_files
 

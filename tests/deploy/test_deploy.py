@@ -49,8 +49,8 @@ def _exported_series_names() -> frozenset[str]:
     PipelineMetrics and BusinessMetrics registered on a fresh registry."""
     from prometheus_client import CollectorRegistry
 
-    from consumer.business_metrics import BusinessMetrics
-    from consumer.metrics import PipelineMetrics
+    from consumer.telemetry.business_metrics import BusinessMetrics
+    from consumer.telemetry.metrics import PipelineMetrics
 
     registry = CollectorRegistry()
     PipelineMetrics(registry)

@@ -50,9 +50,9 @@ def names(mock_cluster: MockCluster, monkeypatch: pytest.MonkeyPatch) -> Iterato
 # it), slowed to 0.5 s as a real controller may be, and statistics every 100 ms.
 _CALLBACK_SCRIPT = """
 import sys, time
-import consumer.sink
-consumer.sink.create_topics = lambda *a, **k: time.sleep(0.5)
-from consumer.app import Worker
+import consumer.pipeline.sink
+consumer.pipeline.sink.create_topics = lambda *a, **k: time.sleep(0.5)
+from consumer.runtime.worker import Worker
 from consumer.config import Settings
 s = Settings(bootstrap_servers=sys.argv[1], topics=(sys.argv[2],), group_id=sys.argv[3], metrics_port=0,
              stop_when_idle=1.0, log_format="console", kafka={"statistics.interval.ms": "100"})

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 import pytest
 from confluent_kafka import KafkaError
 
-from consumer.app import Worker
-from consumer.sink import DeliveryFailed
+from consumer.pipeline.sink import DeliveryFailed
+from consumer.runtime.worker import Worker
 from tests.faults.mock_cluster import ApiKey, MockCluster
 from tests.faults.worker_harness import (
     COORDINATOR,

@@ -23,11 +23,11 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from consumer.app import Worker
-from consumer.codec import AvroCodec, DecodeError
 from consumer.config import Settings
 from consumer.model import activity_from_record
-from consumer.router import STREAMS, Router
+from consumer.pipeline.codec import AvroCodec, DecodeError
+from consumer.pipeline.router import STREAMS, Router
+from consumer.runtime.worker import Worker
 from tests.faults.mock_cluster import MockCluster
 from tests.integration.worker_support import Record, read_all
 
@@ -47,8 +47,8 @@ INPUT_LEADER, OUTPUT_LEADER, COORDINATOR = 2, 1, 3
 
 def patch_worker_for_mock(monkeypatch: pytest.MonkeyPatch) -> None:
     """See the module docstring: skip CreateTopics and the metadata lookup that sizes topics."""
-    monkeypatch.setattr("consumer.sink.create_topics", lambda *_a, **_k: None)
-    monkeypatch.setattr("consumer.sink.partition_counts", lambda *_a, **_k: {})
+    monkeypatch.setattr("consumer.pipeline.sink.create_topics", lambda *_a, **_k: None)
+    monkeypatch.setattr("consumer.pipeline.sink.partition_counts", lambda *_a, **_k: {})
 
 
 def unique(prefix: str) -> str:

@@ -13,7 +13,7 @@ import pytest
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from consumer.embedded_broker import BrokerStartError, EmbeddedBroker, create_topics
+from consumer.devtools.embedded_broker import BrokerStartError, EmbeddedBroker, create_topics
 from tests.conftest import TopicFactory
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from consumer.codec import AvroCodec
-from consumer.produce import customer_key
+from consumer.cli.produce import customer_key
+from consumer.pipeline.codec import AvroCodec
 from tests.integration.worker_support import CORPUS, REPO, SEED_FIXTURES, read_all
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]

@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
-from consumer.app import Worker
 from consumer.config import Settings
-from consumer.embedded_broker import create_topics, free_tcp_port
+from consumer.devtools.embedded_broker import create_topics, free_tcp_port
 from consumer.model import Activity, Result
-from consumer.router import Router
+from consumer.pipeline.router import Router
+from consumer.runtime.worker import Worker
 from tests.integration.worker_support import (
     REPO,
     activity_ids,

@@ -16,8 +16,8 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
 from consumer.catalogue import SEED_TYPES, canonical
-from consumer.codec import AvroCodec
-from consumer.produce import customer_key
+from consumer.cli.produce import customer_key
+from consumer.pipeline.codec import AvroCodec
 
 REPO = Path(__file__).resolve().parents[2]
 CORPUS = REPO.parent / "shared" / "voucherify" / "examples"
@@ -225,9 +225,9 @@ def wait_for_records(bootstrap: str, topics: list[str], at_least: int, timeout: 
 
 def expected_results(stream: Iterable[tuple[str, str | None, bytes]]) -> dict[str, int]:
     """How many records each event yields when processed once (results, or one dead letter)."""
-    from consumer.codec import DecodeError
     from consumer.model import activity_from_record
-    from consumer.router import Router
+    from consumer.pipeline.codec import DecodeError
+    from consumer.pipeline.router import Router
 
     codec, router = AvroCodec(), Router()
     out: dict[str, int] = {}

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from consumer.embedded_broker import create_topics
+from consumer.devtools.embedded_broker import create_topics
 from tests.observability.support import (
     Reply,
     Scrape,

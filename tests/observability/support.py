@@ -20,9 +20,9 @@ from typing import Any, TypeVar
 from confluent_kafka import Producer
 from prometheus_client.parser import text_string_to_metric_families
 
-from consumer.codec import AvroCodec
-from consumer.embedded_broker import free_tcp_port
-from consumer.produce import customer_key
+from consumer.cli.produce import customer_key
+from consumer.devtools.embedded_broker import free_tcp_port
+from consumer.pipeline.codec import AvroCodec
 from tests.integration.worker_support import TANSU_GROUP_ENV, make_stream, templates
 
 REPO = Path(__file__).resolve().parents[2]

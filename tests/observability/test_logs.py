@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 import structlog
 
-from consumer import logs
 from consumer.catalogue import FAMILIES, KNOWN_TYPES, NOTIFICATION_CHANNELS
-from consumer.logs import REDACTED, redact_personal_data
-from consumer.router import STREAMS
+from consumer.pipeline.router import STREAMS
+from consumer.telemetry import logs
+from consumer.telemetry.logs import REDACTED, redact_personal_data
 from tests.integration.worker_support import templates
 from tests.observability.conftest import ObservedRun
 from tests.observability.support import personal_values, walk

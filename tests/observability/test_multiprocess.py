@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from consumer.catalogue import OTHER, label_of
-from consumer.embedded_broker import create_topics
+from consumer.devtools.embedded_broker import create_topics
 from tests.observability.support import Scrape, WorkerProc, corpus_stream, produce_recording, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(150)]

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from consumer.embedded_broker import free_tcp_port
+from consumer.devtools.embedded_broker import free_tcp_port
 from tests.observability.support import ALERTS, REPO, try_get, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(150)]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from consumer.logs import REDACTED
+from consumer.telemetry.logs import REDACTED
 from tests.conftest import TopicFactory
 from tests.integration.worker_support import TANSU_GROUP_ENV
 from tests.observability.support import REPO, WorkerProc, corpus_stream, produce_recording, wait_for

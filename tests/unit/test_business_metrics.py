@@ -8,12 +8,17 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
-from consumer.business_metrics import DISCOUNT_BUCKETS, KNOWN_FAILURE_CODES, BusinessMetrics, failure_code_label
 from consumer.catalogue import NOTIFICATION_CHANNELS
-from consumer.codec import AvroCodec
-from consumer.handlers._common import STREAM_SCHEMAS
 from consumer.model import Result, activity_from_record
-from consumer.router import Router
+from consumer.pipeline.codec import AvroCodec
+from consumer.pipeline.handlers._common import STREAM_SCHEMAS
+from consumer.pipeline.router import Router
+from consumer.telemetry.business_metrics import (
+    DISCOUNT_BUCKETS,
+    KNOWN_FAILURE_CODES,
+    BusinessMetrics,
+    failure_code_label,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO.parent / "shared" / "voucherify" / "examples"

@@ -1,4 +1,4 @@
-"""`consumer.codec.lines`: JSON Lines <-> base64 framed Avro, bad lines reported by number."""
+"""`consumer.cli.codec_lines`: JSON Lines <-> base64 framed Avro, bad lines reported by number."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from consumer.codec import AvroCodec
-from consumer.codec.lines import decode_lines, encode_lines
+from consumer.cli.codec_lines import decode_lines, encode_lines
+from consumer.pipeline.codec import AvroCodec
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO.parent / "shared" / "voucherify" / "examples"

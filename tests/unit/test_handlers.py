@@ -14,8 +14,9 @@ import pytest
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 
 from consumer.catalogue import KNOWN_TYPES, SEED_TYPES
-from consumer.codec import AvroCodec
-from consumer.handlers import (
+from consumer.model import Activity, Result, activity_from_record
+from consumer.pipeline.codec import AvroCodec
+from consumer.pipeline.handlers import (
     consents,
     custom,
     distribution,
@@ -28,8 +29,7 @@ from consumer.handlers import (
     rewards,
     segments,
 )
-from consumer.handlers._common import STREAM_SCHEMAS, TEXT_LIMIT, bounded_text, redact
-from consumer.model import Activity, Result, activity_from_record
+from consumer.pipeline.handlers._common import STREAM_SCHEMAS, TEXT_LIMIT, bounded_text, redact
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO.parent / "shared" / "voucherify" / "examples"

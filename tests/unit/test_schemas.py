@@ -11,7 +11,7 @@ import avro.schema
 import pytest
 from fastavro import parse_schema
 
-from consumer.codec import SchemaStore
+from consumer.pipeline.codec import SchemaStore
 
 REPO = Path(__file__).resolve().parents[2]
 AVRO = REPO / "avro"

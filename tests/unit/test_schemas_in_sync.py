@@ -1,4 +1,4 @@
-"""The committed Avro contract is exactly what `consumer.codec.schemagen` makes of the
+"""The committed Avro contract is exactly what `consumer.devtools.schemagen` makes of the
 OpenAPI facts: run `make schemas` after changing either."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from consumer.codec import schemagen
+from consumer.devtools import schemagen
 
 REPO = Path(__file__).resolve().parents[2]
 OPENAPI = REPO.parent / "shared" / "voucherify" / "customer-activity.openapi-schemas.json"

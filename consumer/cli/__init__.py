@@ -1,0 +1,1 @@
+"""`activity-consumer`: the command line (run, produce, codec, demo)."""

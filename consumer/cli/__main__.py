@@ -1,0 +1,3 @@
+from consumer.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,82 @@
+"""`activity-consumer produce`: JSON Lines activities -> Avro events on a topic."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable
+from typing import IO, Any
+
+from confluent_kafka import KafkaError, Message, Producer
+
+from consumer.config import Settings
+from consumer.pipeline.codec import AvroCodec, EncodeError, Framing
+
+
+def customer_key(activity: dict[str, Any]) -> str | None:
+    """The customer id an activity is about: the partitioning key that keeps order."""
+    data = activity.get("data")
+    if isinstance(data, dict) and set(data) <= {"data", "event_source"} and "data" in data:
+        data = data["data"]
+    if not isinstance(data, dict):
+        return None
+    customer = data.get("customer")
+    if isinstance(customer, dict) and isinstance(customer.get("id"), str):
+        return str(customer["id"])
+    cid = data.get("customer_id")
+    return cid if isinstance(cid, str) else None
+
+
+def produce_lines(
+    settings: Settings,
+    topic: str,
+    lines: Iterable[str],
+    *,
+    framing: Framing = "single-object",
+    registry: Any = None,
+    err: IO[str] | None = None,
+) -> int:
+    err = err or sys.stderr
+    codec = AvroCodec(framing=framing, registry=registry)
+    producer = Producer(
+        {
+            "bootstrap.servers": settings.bootstrap_servers,
+            "enable.idempotence": True,
+            **settings.kafka,
+        }
+    )
+    failures: list[str] = []
+
+    def delivered(e: KafkaError | None, _m: Message) -> None:
+        if e is not None:
+            failures.append(str(e))
+
+    bad = sent = 0
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            activity = json.loads(line)
+            value = codec.encode_json(activity)
+        except (json.JSONDecodeError, EncodeError) as exc:
+            bad += 1
+            err.write(f"line {number}: {exc}\n")
+            continue
+        headers = [
+            ("activity-id", activity["id"].encode()),
+            ("activity-type", activity["type"].encode()),
+        ]
+        while True:
+            try:
+                producer.produce(topic, value, customer_key(activity), headers=headers, on_delivery=delivered)
+                break
+            except BufferError:
+                producer.poll(0.1)
+        sent += 1
+        producer.poll(0)
+    left = producer.flush(30)
+    if left or failures:
+        err.write(f"{left + len(failures)} of {sent} event(s) were not delivered: {failures[:3]}\n")
+        return 1
+    err.write(f"produced {sent} event(s) to {topic}" + (f"; {bad} bad line(s) skipped\n" if bad else "\n"))
+    return 1 if bad else 0

@@ -1,0 +1,1 @@
+"""The event's path, one module per stage: source -> codec -> router -> handlers -> sink -> checkpoint."""

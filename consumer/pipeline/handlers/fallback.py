@@ -1,0 +1,71 @@
+"""Every type without a dedicated handler -> ForwardedActivity (`other`), never an error.
+
+That is the 46 types today's catalogue adds to the seed's 30, and types the catalogue does
+not know at all. The data travels on as JSON text, without personal data: the fields that
+hold it are dropped by name, and emails and international phone numbers left in free text
+are masked.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Final
+
+from consumer.catalogue import KNOWN_TYPES
+from consumer.model import Activity, Result
+from consumer.pipeline.handlers._common import emit, obj, redact_json_text, text
+
+_JSON_NULLS: Final = "_json_nulls"
+_EXTRA: Final = "_extra"
+_DROP: Final = frozenset({"email", "phone", _JSON_NULLS, _EXTRA})
+# Keys whose object is a person, and what is personal in a person.
+_PERSON_KEYS: Final = frozenset({"customer", "holder", "referrer", "referee"})
+_PERSONAL: Final = frozenset({"name", "email", "phone", "birthdate", "birthday", "address"})
+
+
+def _scrub(value: Any, person: bool = False) -> Any:
+    """`value` without nulls, Avro bookkeeping or personal fields (extras merged back in)."""
+    if type(value) is dict:
+        person = person or value.get("object") == "customer"
+        items: Any = value.items()
+        extra = value.get(_EXTRA)
+        if type(extra) is str and extra:
+            try:
+                more = json.loads(extra)
+            except ValueError:
+                more = None
+            if type(more) is dict:
+                items = [*items, *more.items()]
+        out: dict[str, Any] = {}
+        for k, v in items:
+            if v is None or k in _DROP or (person and k in _PERSONAL):
+                continue
+            tv = type(v)  # recurse only into containers: a call per leaf is most of the cost
+            out[k] = _scrub(v, k in _PERSON_KEYS) if tv is dict or tv is list else v
+        return out
+    if type(value) is list:
+        return [_scrub(v) if type(v) is dict or type(v) is list else v for v in value]
+    return value
+
+
+def _plain_data(data: dict[str, Any]) -> dict[str, Any]:
+    """The data as JSON values: a `GenericActivityData` record's text parsed."""
+    raw = data.get("json")
+    if len(data) == 1 and type(raw) is str:
+        try:
+            parsed = json.loads(raw)
+        except ValueError:
+            return {"json": raw}
+        return parsed if type(parsed) is dict else {"json": parsed}
+    return data
+
+
+def forward(activity: Activity) -> list[Result]:
+    data = _plain_data(activity.data)
+    cid = text(obj(data, "customer"), "id")
+    data_json = json.dumps(_scrub(data), default=str, ensure_ascii=False, separators=(",", ":"))
+    value = {
+        "known": activity.canonical_type in KNOWN_TYPES,
+        "data_json": redact_json_text(data_json),
+    }
+    return [emit(activity, "other", cid, value)]

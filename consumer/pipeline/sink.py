@@ -1,0 +1,244 @@
+"""The one place that produces: results to downstream topics, bad input to the dead-letter
+topic, and delivery tracking through `Ticket`s that the checkpoint reads."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
+
+from consumer.config import Settings
+from consumer.model import Activity, Result
+from consumer.pipeline.codec.results import ResultEncoder
+from consumer.pipeline.topics import create_topics, partition_counts
+from consumer.telemetry.logs import get as get_logger
+
+log = get_logger("consumer.pipeline.sink")
+
+Headers = list[tuple[str, str | bytes | None]]
+
+
+class DeliveryFailed(RuntimeError):
+    """The producer gave up on a record: nothing past it may be committed."""
+
+
+class Ticket:
+    """Deliveries owed for one partition's slice of one batch.
+
+    The checkpoint may commit `next_offset` once the ticket is sealed (all its records
+    were handed to the producer) and every delivery report has come back.
+    """
+
+    __slots__ = ("error", "next_offset", "pending", "sealed")
+
+    def __init__(self) -> None:
+        self.pending = 0
+        self.next_offset = -1
+        self.sealed = False
+        self.error: KafkaError | None = None
+
+    def ack(self, err: KafkaError | None, _msg: Message) -> None:
+        if err is not None:
+            self.error = err
+        self.pending -= 1
+
+    @property
+    def done(self) -> bool:
+        return self.sealed and self.pending == 0
+
+
+class Sink:
+    def __init__(
+        self,
+        settings: Settings,
+        encoder: ResultEncoder,
+        streams: Iterable[str],
+        *,
+        transactional: bool = False,
+        producer_config: dict[str, Any] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.encoder = encoder
+        self.streams = tuple(streams)
+        conf: dict[str, Any] = {
+            "bootstrap.servers": settings.bootstrap_servers,
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 5,
+            "compression.type": "lz4",
+            "queue.buffering.max.messages": 500_000,
+            **settings.kafka,
+            **(producer_config or {}),
+        }
+        for key in CONSUMER_ONLY:
+            conf.pop(key, None)
+        if transactional:
+            conf["transactional.id"] = settings.effective_transactional_id()
+        self.producer = Producer(conf)
+        self._admin_conf = {k: v for k, v in conf.items() if k not in _PRODUCER_ONLY}
+        self._topics: dict[tuple[str, str], str] = {}
+        self._ensured: set[str] = set()
+
+    # -- topics ---------------------------------------------------------------------------
+    def topic_for(self, source_topic: str, stream: str) -> str:
+        key = (source_topic, stream)
+        topic = self._topics.get(key)
+        if topic is None:
+            topic = self._topics[key] = self.settings.output_topic(source_topic, stream)
+        return topic
+
+    def is_own_output(self, topic: str) -> bool:
+        """True for a topic this worker writes to (a pattern may match its own outputs)."""
+        return topic.endswith(".dlq") or any(topic.endswith("." + s) for s in self.streams)
+
+    def ensure_topics(self, source_topics: Iterable[str]) -> None:
+        """Create the output and dead-letter topics of new source topics (idempotent),
+        with as many partitions as their source."""
+        new = [t for t in source_topics if t not in self._ensured]
+        if not new:
+            return
+        try:
+            partitions = partition_counts(self.settings.bootstrap_servers, new, client_config=self._admin_conf)
+        except KafkaException as exc:
+            log.warning("topic_metadata_failed", error=str(exc.args[0]))
+            partitions = {}
+        wanted: dict[str, int] = {}
+        for source in new:
+            if source in self._ensured:
+                continue
+            n = max(partitions.get(source, 1), 1)
+            for stream in self.streams:
+                wanted[self.topic_for(source, stream)] = n
+            wanted[self.settings.dead_letter_topic(source)] = n
+            self._ensured.add(source)
+        if not wanted:
+            return
+        try:
+            create_topics(self.settings.bootstrap_servers, wanted, client_config=self._admin_conf)
+        except (KafkaException, TimeoutError) as exc:
+            # Not fatal: the topics may exist already or be created by the platform team.
+            log.warning("topic_create_failed", topics=sorted(wanted), error=str(exc))
+
+    # -- producing ------------------------------------------------------------------------
+    def forward(self, source_topic: str, activity: Activity, results: list[Result], ticket: Ticket) -> None:
+        headers: Headers = [
+            ("activity-id", activity.id.encode()),
+            ("activity-type", activity.type.encode()),
+        ]
+        for r in results:
+            value = self.encoder.encode(r.schema, r.value)
+            ticket.pending += 1
+            self._produce(
+                self.topic_for(source_topic, r.stream),
+                r.key,
+                value,
+                [*headers, ("avro-schema", r.schema.encode())],
+                ticket,
+            )
+
+    def dead_letter(
+        self,
+        msg: Message,
+        source_topic: str,
+        error_class: str,
+        reason_code: str,
+        reason: str,
+        ticket: Ticket,
+        activity: Activity | None = None,
+    ) -> None:
+        """The original bytes, unchanged, with headers saying what was wrong and where from."""
+        original = list(msg.headers() or [])
+        present = {k for k, _ in original}
+        headers: Headers = [(str(h[0]), h[1]) for h in original]
+        if activity is not None:
+            if "activity-id" not in present:
+                headers.append(("activity-id", activity.id.encode()))
+            if "activity-type" not in present:
+                headers.append(("activity-type", activity.type.encode()))
+        headers += [
+            ("dlq-error-class", error_class.encode()),
+            ("dlq-reason-code", reason_code.encode()),
+            ("dlq-reason", reason.encode()[:1000]),
+            ("dlq-source-topic", source_topic.encode()),
+            ("dlq-source-partition", str(msg.partition()).encode()),
+            ("dlq-source-offset", str(msg.offset()).encode()),
+            ("dlq-failed-at", str(int(time.time() * 1000)).encode()),
+        ]
+        topic = self.settings.dead_letter_topic(source_topic)
+        ticket.pending += 1
+        try:
+            self._produce(topic, msg.key(), msg.value(), headers, ticket)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.MSG_SIZE_TOO_LARGE:
+                raise
+            # The original plus our headers exceeds the producer's limit: send the headers
+            # alone; the bytes stay in the source topic at the offset the headers give.
+            size = str(len(msg.value() or b"")).encode()
+            headers += [("dlq-value-omitted", b"too-large"), ("dlq-value-size", size)]
+            self._produce(topic, msg.key(), None, headers, ticket)
+
+    def _produce(
+        self,
+        topic: str,
+        key: str | bytes | None,
+        value: bytes | None,
+        headers: Headers,
+        ticket: Ticket,
+    ) -> None:
+        while True:
+            try:
+                self.producer.produce(topic, value, key, headers=headers, on_delivery=ticket.ack)
+                return
+            except BufferError:  # local queue full: serve delivery reports, then retry
+                self.producer.poll(0.05)
+
+    def poll(self, timeout: float = 0.0) -> int:
+        return int(self.producer.poll(timeout))
+
+    def flush(self, timeout: float) -> int:
+        """Wait for outstanding deliveries; returns how many are still in flight."""
+        return int(self.producer.flush(timeout))
+
+    def queue_length(self) -> int:
+        return len(self.producer)
+
+
+# librdkafka consumer properties that a shared KAFKA_* environment may carry: a producer warns on them.
+CONSUMER_ONLY = frozenset(
+    {
+        "group.id",
+        "group.instance.id",
+        "group.protocol",
+        "group.remote.assignor",
+        "session.timeout.ms",
+        "heartbeat.interval.ms",
+        "max.poll.interval.ms",
+        "partition.assignment.strategy",
+        "auto.offset.reset",
+        "isolation.level",
+        "enable.auto.commit",
+        "enable.auto.offset.store",
+        "enable.partition.eof",
+        "auto.commit.interval.ms",
+        "fetch.wait.max.ms",
+        "fetch.min.bytes",
+        "fetch.max.bytes",
+        "max.partition.fetch.bytes",
+        "queued.min.messages",
+        "queued.max.messages.kbytes",
+        "check.crcs",
+    }
+)
+
+_PRODUCER_ONLY = frozenset(
+    {
+        "enable.idempotence",
+        "acks",
+        "linger.ms",
+        "compression.type",
+        "queue.buffering.max.messages",
+        "transactional.id",
+    }
+)

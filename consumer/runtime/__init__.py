@@ -1,0 +1,1 @@
+"""The process around the pipeline: the worker loop, the entry point, and the supervisor."""

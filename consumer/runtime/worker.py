@@ -1,0 +1,281 @@
+"""The worker: one consumer-group member, the loop that wires source -> codec -> router -> sink -> checkpoint."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from typing import Any, cast
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from prometheus_client import CollectorRegistry
+
+from consumer.catalogue import label_of
+from consumer.config import Settings
+from consumer.model import Activity, Result, activity_from_record
+from consumer.pipeline import checkpoint as checkpoints
+from consumer.pipeline.codec import AvroCodec, DecodeError, SchemaStore
+from consumer.pipeline.codec.avro_codec import registry_client
+from consumer.pipeline.codec.results import ResultEncoder
+from consumer.pipeline.router import STREAMS, Router
+from consumer.pipeline.sink import DeliveryFailed, Sink
+from consumer.pipeline.source import Source
+from consumer.telemetry.business_metrics import BusinessMetrics
+from consumer.telemetry.logs import get as get_logger
+from consumer.telemetry.metrics import PipelineMetrics, new_registry
+from consumer.telemetry.probes import Health
+
+log = get_logger("consumer.runtime.worker")
+
+
+class _Tally:
+    """Per-batch counts, added to the metrics once per batch rather than once per event."""
+
+    __slots__ = ("ages", "consumed", "processed", "results")
+
+    def __init__(self) -> None:
+        self.consumed: Counter[str] = Counter()
+        self.processed: Counter[str] = Counter()
+        self.results: Counter[str] = Counter()
+        self.ages: list[float] = []
+
+
+class HandlerFailed(Exception):
+    """A handler raised on every try; the event goes to the dead-letter topic."""
+
+
+class Worker:
+    """One consumer-group member: poll a batch, process it, let the checkpoint commit."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        registry: CollectorRegistry | None = None,
+        health: Health | None = None,
+        codec: AvroCodec | None = None,
+        router: Router | None = None,
+    ) -> None:
+        self.settings = settings
+        self.registry = registry or new_registry()
+        self.metrics = PipelineMetrics(self.registry)
+        self.business = BusinessMetrics(self.registry)
+        self.health = health or Health()
+        store = SchemaStore()
+        self.codec = codec or AvroCodec(store, registry=registry_client(settings.schema_registry_url))
+        self.router = router or Router()
+        self.sink = Sink(settings, ResultEncoder(store), STREAMS, transactional=settings.exactly_once)
+        self.checkpoint = checkpoints.for_mode(
+            settings.exactly_once, self.sink, self.metrics, settings.shutdown_grace_seconds
+        )
+        self.source = Source(
+            settings,
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_lost,
+            stats_cb=self.metrics.observe_stats,
+            error_cb=self._on_error,
+        )
+        self.checkpoint.attach(self.source.consumer)
+        self._stop = threading.Event()
+        self._pattern = settings.pattern is not None
+        self._error_logged: dict[int, float] = {}
+        self._debug = settings.log_level == "debug"
+        self._timers: dict[str, Any] = {}
+        self._assigned: set[tuple[str, int]] = set()
+        self._new_sources: set[str] = set()
+        self.processed = 0
+
+    # -- rebalance ------------------------------------------------------------------------
+    def _on_assign(self, _c: Consumer, partitions: list[TopicPartition]) -> None:
+        self.metrics.rebalances.labels("assign").inc()
+        self._assigned |= {(p.topic, p.partition) for p in partitions}
+        self.health.assigned = len(self._assigned)
+        self.health.connected = True
+        # Output topics are made in the loop, not here: no blocking admin work in a callback.
+        self._new_sources |= {p.topic for p in partitions if not (self._pattern and self.sink.is_own_output(p.topic))}
+        self.checkpoint.on_assign(partitions)
+        log.info("partitions_assigned", partitions=[f"{p.topic}[{p.partition}]" for p in partitions])
+
+    def _on_revoke(self, _c: Consumer, partitions: list[TopicPartition]) -> None:
+        self.metrics.rebalances.labels("revoke").inc()
+        self.checkpoint.on_revoke(partitions)
+        self._release(partitions)
+        log.info("partitions_revoked", count=len(partitions))
+
+    def _on_lost(self, _c: Consumer, partitions: list[TopicPartition]) -> None:
+        self.metrics.rebalances.labels("lost").inc()
+        self.checkpoint.on_lost(partitions)
+        self._release(partitions)
+        log.warning("partitions_lost", count=len(partitions))
+
+    def _release(self, partitions: list[TopicPartition]) -> None:
+        for p in partitions:
+            self._assigned.discard((p.topic, p.partition))
+            self.metrics.forget_partition(p.topic, p.partition)
+        self.health.assigned = len(self._assigned)
+
+    def _on_error(self, err: KafkaError) -> None:
+        if err.code() == KafkaError._ALL_BROKERS_DOWN:
+            self.health.connected = False
+        # librdkafka repeats connection errors many times a second while a broker is away.
+        now = time.monotonic()
+        if now - self._error_logged.get(err.code(), -1e9) >= 30 or err.fatal():
+            self._error_logged[err.code()] = now
+            log.warning("kafka_error", error=str(err), fatal=err.fatal(), repeats_suppressed_for_seconds=30)
+
+    # -- the loop -------------------------------------------------------------------------
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self) -> int:
+        """Consume until stopped (signal, `stop()`, or idle timeout); 0 on a clean exit."""
+        s = self.settings
+        self.source.subscribe()
+        log.info("worker_started", settings=s.redacted())
+        last_work = time.monotonic()
+        code = 0
+        try:
+            while not self._stop.is_set():
+                msgs = self.source.poll_batch(s.batch_size, 0.25)
+                self.health.turned()
+                if self._new_sources:
+                    self.sink.ensure_topics(sorted(self._new_sources))
+                    self._new_sources.clear()
+                if msgs:
+                    self.health.connected = True
+                    self.process(msgs)
+                    last_work = time.monotonic()
+                self.sink.poll(0)
+                self.checkpoint.poll()
+                self.metrics.producer_queue.set(self.sink.queue_length())
+                if s.stop_when_idle is not None and not msgs:
+                    # Waiting for an assignment (a group join, a dead member's session to expire)
+                    # is not idleness: the clock runs only while this member owns partitions.
+                    if self.checkpoint.in_flight() or not self._assigned:
+                        last_work = time.monotonic()
+                    elif time.monotonic() - last_work >= s.stop_when_idle:
+                        log.info("idle_stop", idle_seconds=s.stop_when_idle)
+                        break
+        except DeliveryFailed as exc:
+            log.error("delivery_failed", error=str(exc))
+            code = 1
+        finally:
+            self.health.stopping = True
+            self._shutdown(clean=code == 0)
+        return code
+
+    def _shutdown(self, clean: bool) -> None:
+        deadline = time.monotonic() + self.settings.shutdown_grace_seconds
+        try:
+            if clean:
+                self.checkpoint.close()
+        except DeliveryFailed as exc:
+            log.error("delivery_failed_on_close", error=str(exc))
+        finally:
+            # close() leaves the group; its revoke callback commits only what was delivered.
+            try:
+                self.source.close()
+            except DeliveryFailed as exc:
+                log.error("delivery_failed_on_close", error=str(exc))
+            left = self.sink.flush(max(0.0, deadline - time.monotonic()))
+            log.info("worker_stopped", processed=self.processed, unflushed=left)
+
+    def process(self, msgs: list[Message]) -> None:
+        """Decode, route and forward one batch; hand every record to a ticket."""
+        self.checkpoint.begin_batch()
+        tally = _Tally()
+        try:
+            self._process(msgs, tally)
+        except KafkaException as exc:  # produce() itself refused (e.g. a transaction in error)
+            self.checkpoint.fail_batch(exc)
+            return
+        self.checkpoint.end_batch()
+        m = self.metrics
+        for label, n in tally.consumed.items():
+            m.consumed.labels(label).inc(n)
+        for label, n in tally.processed.items():
+            m.processed.labels(label).inc(n)
+        for stream, n in tally.results.items():
+            m.results.labels(stream).inc(n)
+        for age in tally.ages:
+            m.event_age.observe(age)
+        self.processed += tally.processed.total()
+
+    def _process(self, msgs: list[Message], tally: _Tally) -> None:
+        checkpoint, sink, codec = self.checkpoint, self.sink, self.codec
+        consumed, processed, results_by_stream, ages = tally.consumed, tally.processed, tally.results, tally.ages
+        now = time.time()
+        debug = self._debug
+        for msg in msgs:
+            err = msg.error()
+            if err is not None:
+                if err.code() != KafkaError._PARTITION_EOF:
+                    log.warning("consume_error", error=str(err))
+                continue
+            topic, partition, offset = cast(str, msg.topic()), cast(int, msg.partition()), cast(int, msg.offset())
+            ticket = checkpoint.ticket(topic, partition, offset)
+            if self._pattern and sink.is_own_output(topic):
+                continue  # a pattern matched one of our own outputs: never loop
+            try:
+                activity = activity_from_record(codec.decode(msg.value() or b""))
+            except DecodeError as exc:
+                consumed["other"] += 1
+                self.metrics.decode_errors.labels(exc.framing).inc()
+                self.metrics.dead_letters.labels(exc.reason).inc()
+                sink.dead_letter(msg, topic, "DecodeError", exc.reason, str(exc), ticket)
+                log.warning("dead_letter", reason=exc.reason, topic=topic, partition=partition, offset=offset)
+                continue
+            label = label_of(activity.type)
+            consumed[label] += 1
+            try:
+                results = self._handle(activity)
+            except HandlerFailed as exc:
+                self.metrics.dead_letters.labels("handler_error").inc()
+                sink.dead_letter(msg, topic, "HandlerError", "handler_error", str(exc), ticket, activity)
+                log.warning(
+                    "dead_letter",
+                    reason="handler_error",
+                    topic=topic,
+                    partition=partition,
+                    offset=offset,
+                    activity_id=activity.id,
+                    activity_type=label,
+                )
+                continue
+            sink.forward(topic, activity, results, ticket)
+            if debug:  # explains one event when asked (ACTIVITY_LOG_LEVEL=debug); free otherwise
+                log.debug(
+                    "event_processed",
+                    topic=topic,
+                    partition=partition,
+                    offset=offset,
+                    activity_id=activity.id,
+                    activity_type=label,
+                    results=[r.stream for r in results],
+                )
+            self.business.observe(results)
+            for r in results:
+                results_by_stream[r.stream] += 1
+            processed[label] += 1
+            ages.append(now - activity.created_at_ms / 1000)
+
+    def _handle(self, activity: Activity) -> list[Result]:
+        """Run the handler with bounded retries and exponential backoff."""
+        family = activity.family
+        timer = self._timers.get(family)
+        if timer is None:  # labels() is a locked dict lookup: once per family, not per event
+            timer = self._timers[family] = self.metrics.handler_duration.labels(family)
+        attempts = self.settings.max_retries + 1
+        for attempt in range(attempts):
+            started = time.perf_counter()
+            try:
+                results: list[Result] = self.router.route(activity)
+                timer.observe(time.perf_counter() - started)
+                return results
+            except Exception as exc:  # a handler bug must not stall the partition
+                if attempt + 1 >= attempts:
+                    raise HandlerFailed(f"{type(exc).__name__}: {exc}"[:500]) from exc
+                self.metrics.retries.labels(family).inc()
+                time.sleep(self.settings.retry_backoff_ms / 1000 * (2**attempt))
+        raise AssertionError("unreachable")  # pragma: no cover

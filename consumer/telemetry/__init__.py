@@ -1,0 +1,1 @@
+"""What the worker tells its operators: logs (librdkafka's included), metrics and probes."""
