@@ -32,11 +32,12 @@ from fastavro import schemaless_reader
 
 from bench.stream import HEADER, build_stream, produce
 from consumer.config import Settings
+from consumer.contract import STREAMS
 from consumer.devtools.embedded_broker import EmbeddedBroker, create_topics
 from consumer.model import activity_from_record
 from consumer.pipeline.codec import AvroCodec, SchemaStore
 from consumer.pipeline.codec.results import ResultEncoder
-from consumer.pipeline.router import STREAMS, Router
+from consumer.pipeline.router import Router
 from consumer.runtime.worker import Worker
 from consumer.telemetry import logs
 

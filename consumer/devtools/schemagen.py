@@ -30,10 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from consumer.catalogue import CONSENT_TYPES, SEED_TYPES
+from consumer.contract import EXTRA, JSON_NULLS, NAMESPACE
 
-NAMESPACE = "voucherify.activity"
-JSON_NULLS = "_json_nulls"
-EXTRA = "_extra"
 JSON_MARK = "x-json"
 
 Schema = dict[str, Any]

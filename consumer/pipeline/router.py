@@ -25,17 +25,10 @@ from consumer.pipeline.handlers import (
     rewards,
     segments,
 )
-from consumer.pipeline.handlers._common import RESULT_SCHEMAS, STREAM_SCHEMAS, STREAMS, Handler
+from consumer.pipeline.handlers._common import Handler
 from consumer.pipeline.handlers.fallback import forward
 
-__all__ = [
-    "RESULT_SCHEMAS",
-    "SEED_HANDLERS",
-    "STREAMS",
-    "STREAM_SCHEMAS",
-    "Handler",
-    "Router",
-]
+__all__ = ["SEED_HANDLERS", "Handler", "Router"]
 
 # canonical type -> handler, for every seed type
 SEED_HANDLERS: Final[Mapping[str, Handler]] = MappingProxyType(

@@ -12,12 +12,13 @@ from prometheus_client import CollectorRegistry
 
 from consumer.catalogue import label_of
 from consumer.config import Settings
+from consumer.contract import STREAMS
 from consumer.model import Activity, Result, activity_from_record
 from consumer.pipeline import checkpoint as checkpoints
 from consumer.pipeline.codec import AvroCodec, DecodeError, SchemaStore
 from consumer.pipeline.codec.avro_codec import registry_client
 from consumer.pipeline.codec.results import ResultEncoder
-from consumer.pipeline.router import STREAMS, Router
+from consumer.pipeline.router import Router
 from consumer.pipeline.sink import DeliveryFailed, Sink
 from consumer.pipeline.source import Source
 from consumer.telemetry.business_metrics import BusinessMetrics

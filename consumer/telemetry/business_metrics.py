@@ -13,8 +13,8 @@ from typing import Any, Final
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from consumer.catalogue import NOTIFICATION_CHANNELS, OTHER
+from consumer.contract import STREAM_SCHEMAS
 from consumer.model import Result
-from consumer.pipeline.handlers._common import STREAM_SCHEMAS
 
 # Voucherify's documented error codes (https://docs.voucherify.io/docs/errors): the values a
 # redemption's `failure_code` takes. Anything else is `other`.

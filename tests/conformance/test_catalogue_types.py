@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from consumer import catalogue
+from consumer.contract import GENERIC
 from consumer.model import activity_from_record
 from consumer.pipeline.codec import AvroCodec, SchemaStore
-from consumer.pipeline.codec.jsonavro import GENERIC
 
 from ._support import EXAMPLES, OPENAPI, identical, load
 

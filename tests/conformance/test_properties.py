@@ -13,8 +13,8 @@ from typing import Any
 from hypothesis import HealthCheck, assume, given, reject, settings
 from hypothesis import strategies as st
 
+from consumer.contract import GENERIC
 from consumer.pipeline.codec import AvroCodec, DecodeError, EncodeError
-from consumer.pipeline.codec.jsonavro import GENERIC
 
 from ._support import OPENAPI, corpus_files, identical, load, mock_registry
 

@@ -16,8 +16,8 @@ from confluent_kafka.schema_registry import Schema as RegistrySchema
 from fastavro import parse_schema, schemaless_writer
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
+from consumer.contract import GENERIC
 from consumer.pipeline.codec import DEFAULT_SUBJECT, AvroCodec, DecodeError, SchemaStore
-from consumer.pipeline.codec.jsonavro import GENERIC
 
 from ._support import EXAMPLES, identical, load, mock_registry
 

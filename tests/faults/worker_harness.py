@@ -24,9 +24,10 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from consumer.config import Settings
+from consumer.contract import STREAMS
 from consumer.model import activity_from_record
 from consumer.pipeline.codec import AvroCodec, DecodeError
-from consumer.pipeline.router import STREAMS, Router
+from consumer.pipeline.router import Router
 from consumer.runtime.worker import Worker
 from tests.faults.mock_cluster import MockCluster
 from tests.integration.worker_support import Record, read_all

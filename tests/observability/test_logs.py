@@ -17,7 +17,7 @@ import pytest
 import structlog
 
 from consumer.catalogue import FAMILIES, KNOWN_TYPES, NOTIFICATION_CHANNELS
-from consumer.pipeline.router import STREAMS
+from consumer.contract import STREAMS
 from consumer.telemetry import logs
 from consumer.telemetry.logs import REDACTED, redact_personal_data
 from tests.integration.worker_support import templates

@@ -9,9 +9,9 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from consumer.catalogue import NOTIFICATION_CHANNELS
+from consumer.contract import STREAM_SCHEMAS
 from consumer.model import Result, activity_from_record
 from consumer.pipeline.codec import AvroCodec
-from consumer.pipeline.handlers._common import STREAM_SCHEMAS
 from consumer.pipeline.router import Router
 from consumer.telemetry.business_metrics import (
     DISCOUNT_BUCKETS,

@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
+from consumer.contract import GENERIC
 from consumer.pipeline.codec import AvroCodec, EncodeError, SchemaStore
-from consumer.pipeline.codec.jsonavro import GENERIC, iso_to_ms, ms_to_iso
+from consumer.pipeline.codec.jsonavro import iso_to_ms, ms_to_iso
 from tests.conformance._support import identical
 
 REPO = Path(__file__).resolve().parents[2]

@@ -10,10 +10,11 @@ from typing import Any
 import pytest
 
 from consumer.catalogue import ALIASES, KNOWN_TYPES, SEED_TYPES
+from consumer.contract import RESULT_SCHEMAS, STREAM_SCHEMAS, STREAMS
 from consumer.model import Activity, Result, activity_from_record
 from consumer.pipeline.codec import AvroCodec
 from consumer.pipeline.handlers import distribution, fallback, segments
-from consumer.pipeline.router import RESULT_SCHEMAS, SEED_HANDLERS, STREAM_SCHEMAS, STREAMS, Router
+from consumer.pipeline.router import SEED_HANDLERS, Router
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO.parent / "shared" / "voucherify" / "examples"

@@ -14,13 +14,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from consumer.catalogue import canonical
-from consumer.pipeline.codec.schemas import NAMESPACE, Schema
+from consumer.contract import EVENT_SOURCE, EXTRA, GENERIC, JSON_NULLS, NAMESPACE
+from consumer.pipeline.codec.schemas import Schema
 
-JSON_NULLS = "_json_nulls"
-EXTRA = "_extra"
 JSON_MARK = "x-json"
-GENERIC = f"{NAMESPACE}.GenericActivityData"
-EVENT_SOURCE = f"{NAMESPACE}.EventSource"
 
 Enc = Callable[[Any], Any]
 Dec = Callable[[Any], Any]

@@ -7,10 +7,9 @@ from typing import Any
 
 from fastavro import schemaless_writer
 
+from consumer.contract import RESULTS_NAMESPACE
 from consumer.pipeline.codec.framing import SINGLE_OBJECT_MAGIC
 from consumer.pipeline.codec.schemas import SchemaStore, crc64_fingerprint, parsed
-
-RESULTS_NAMESPACE = "voucherify.activity.results"
 
 
 class ResultEncoder:

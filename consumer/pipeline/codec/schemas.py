@@ -17,8 +17,8 @@ from typing import Any, cast
 from fastavro import parse_schema
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
-NAMESPACE = "voucherify.activity"
-ENVELOPE = f"{NAMESPACE}.CustomerActivity"
+from consumer.contract import ENVELOPE, NAMESPACE
+
 _PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
 
 Schema = Any  # JSON-shaped Avro schema: str | list | dict

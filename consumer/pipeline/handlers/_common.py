@@ -11,30 +11,11 @@ import re
 from collections.abc import Callable
 from typing import Any, Final
 
+from consumer.contract import STREAM_SCHEMAS
 from consumer.model import Activity, Result
 
 Handler = Callable[[Activity], list[Result]]
 Data = dict[str, Any]
-
-NAMESPACE: Final = "voucherify.activity.results"
-
-# stream (topic suffix) -> full name of its record in avro/results/
-STREAM_SCHEMAS: Final[dict[str, str]] = {
-    "lifecycle": f"{NAMESPACE}.CustomerLifecycleChange",
-    "redemptions": f"{NAMESPACE}.RedemptionRecord",
-    "loyalty": f"{NAMESPACE}.LoyaltyLedgerEntry",
-    "gift-credits": f"{NAMESPACE}.GiftCreditEntry",
-    "notifications": f"{NAMESPACE}.NotificationOutcome",
-    "segments": f"{NAMESPACE}.SegmentMembershipChange",
-    "publications": f"{NAMESPACE}.PublicationOutcome",
-    "consents": f"{NAMESPACE}.ConsentChange",
-    "referrals": f"{NAMESPACE}.Referral",
-    "custom-events": f"{NAMESPACE}.CustomEventRecord",
-    "rewards": f"{NAMESPACE}.RewardGranted",
-    "other": f"{NAMESPACE}.ForwardedActivity",
-}
-STREAMS: Final[tuple[str, ...]] = tuple(STREAM_SCHEMAS)
-RESULT_SCHEMAS: Final[tuple[str, ...]] = tuple(STREAM_SCHEMAS.values())
 
 TEXT_LIMIT: Final = 256
 

@@ -12,12 +12,11 @@ import json
 from typing import Any, Final
 
 from consumer.catalogue import KNOWN_TYPES
+from consumer.contract import EXTRA, JSON_NULLS
 from consumer.model import Activity, Result
 from consumer.pipeline.handlers._common import emit, obj, redact_json_text, text
 
-_JSON_NULLS: Final = "_json_nulls"
-_EXTRA: Final = "_extra"
-_DROP: Final = frozenset({"email", "phone", _JSON_NULLS, _EXTRA})
+_DROP: Final = frozenset({"email", "phone", JSON_NULLS, EXTRA})
 # Keys whose object is a person, and what is personal in a person.
 _PERSON_KEYS: Final = frozenset({"customer", "holder", "referrer", "referee"})
 _PERSONAL: Final = frozenset({"name", "email", "phone", "birthdate", "birthday", "address"})
@@ -28,7 +27,7 @@ def _scrub(value: Any, person: bool = False) -> Any:
     if type(value) is dict:
         person = person or value.get("object") == "customer"
         items: Any = value.items()
-        extra = value.get(_EXTRA)
+        extra = value.get(EXTRA)
         if type(extra) is str and extra:
             try:
                 more = json.loads(extra)

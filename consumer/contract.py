@@ -1,0 +1,35 @@
+"""The contract's names, declared once: Avro namespaces, the bookkeeping fields every data
+record carries, and the result streams with the record each one carries."""
+
+from __future__ import annotations
+
+from typing import Final
+
+NAMESPACE: Final = "voucherify.activity"
+RESULTS_NAMESPACE: Final = f"{NAMESPACE}.results"
+ENVELOPE: Final = f"{NAMESPACE}.CustomerActivity"
+GENERIC: Final = f"{NAMESPACE}.GenericActivityData"
+EVENT_SOURCE: Final = f"{NAMESPACE}.EventSource"
+
+# Members of every data record that keep the JSON round trip exact (see devtools/schemagen).
+JSON_NULLS: Final = "_json_nulls"  # keys whose JSON value was an explicit null
+EXTRA: Final = "_extra"  # JSON members the schema does not know, as JSON object text
+
+# stream (topic suffix) -> full name of its record in avro/results/
+STREAM_SCHEMAS: Final[dict[str, str]] = {
+    "lifecycle": f"{RESULTS_NAMESPACE}.CustomerLifecycleChange",
+    "redemptions": f"{RESULTS_NAMESPACE}.RedemptionRecord",
+    "loyalty": f"{RESULTS_NAMESPACE}.LoyaltyLedgerEntry",
+    "gift-credits": f"{RESULTS_NAMESPACE}.GiftCreditEntry",
+    "notifications": f"{RESULTS_NAMESPACE}.NotificationOutcome",
+    "segments": f"{RESULTS_NAMESPACE}.SegmentMembershipChange",
+    "publications": f"{RESULTS_NAMESPACE}.PublicationOutcome",
+    "consents": f"{RESULTS_NAMESPACE}.ConsentChange",
+    "referrals": f"{RESULTS_NAMESPACE}.Referral",
+    "custom-events": f"{RESULTS_NAMESPACE}.CustomEventRecord",
+    "rewards": f"{RESULTS_NAMESPACE}.RewardGranted",
+    "other": f"{RESULTS_NAMESPACE}.ForwardedActivity",
+}
+STREAMS: Final[tuple[str, ...]] = tuple(STREAM_SCHEMAS)
+RESULT_SCHEMAS: Final[tuple[str, ...]] = tuple(STREAM_SCHEMAS.values())
+DLQ_SUFFIX: Final = "dlq"  # `<input>.dlq` unless --dlq-topic names another
