@@ -28,6 +28,9 @@ FAST_GROUP_CONFIG: dict[str, Any] = {
     "fetch.wait.max.ms": 100,
 }
 
+# The Schema Registry double's `registry_double` fixture, for any test that needs a registry.
+pytest_plugins = ["tests.support.registry_double"]
+
 _TOPIC_UNSAFE = re.compile(r"[^a-zA-Z0-9._-]+")
 
 
