@@ -7,8 +7,10 @@ import os
 import sys
 from typing import Any
 
+from consumer.cli import schema as schema_cli
 from consumer.config import GUARANTEES, ConfigError, Settings, build
 from consumer.pipeline.codec.framing import FRAMINGS, Framing
+from consumer.pipeline.codec.schemas import ContractNotFound
 
 
 def _kafka_args(p: argparse.ArgumentParser) -> None:
@@ -56,6 +58,8 @@ def _parser() -> argparse.ArgumentParser:
     enc.add_argument("--schema-registry-url")
     dec = csub.add_parser("decode", help="base64 framed Avro (one per line) -> JSON Lines")
     dec.add_argument("--schema-registry-url")
+
+    schema_cli.add_parser(sub)
     return p
 
 
@@ -93,8 +97,19 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except ContractNotFound as exc:  # a broken install or a wrong ACTIVITY_AVRO_DIR: say so, no traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _main(argv: list[str] | None) -> int:
     args = _parser().parse_args(argv)
     from consumer.telemetry import logs
+
+    if args.command == "schema":
+        return schema_cli.run(args)
 
     if args.command == "codec":
         from consumer.cli.codec_lines import main_decode, main_encode

@@ -11,6 +11,7 @@ import json
 import os
 from collections.abc import Iterator
 from functools import cached_property
+from importlib import resources
 from pathlib import Path
 from typing import Any, cast
 
@@ -24,11 +25,19 @@ _PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "b
 Schema = Any  # JSON-shaped Avro schema: str | list | dict
 
 
+class ContractNotFound(FileNotFoundError):
+    """The `.avsc` contract is not where the worker looked; the message says where and what to do."""
+
+
 def default_avro_dir() -> Path:
-    """`ACTIVITY_AVRO_DIR`, else the `avro/` folder of this checkout or image."""
+    """`ACTIVITY_AVRO_DIR`, else the contract shipped in the wheel (`consumer/_avro`, mapped
+    from the top-level `avro/` at build time), else the `avro/` folder of this checkout."""
     env = os.environ.get("ACTIVITY_AVRO_DIR")
     if env:
         return Path(env)
+    packaged = resources.files("consumer") / "_avro"
+    if isinstance(packaged, Path) and packaged.is_dir():
+        return packaged
     return Path(__file__).resolve().parents[3] / "avro"
 
 
@@ -74,7 +83,10 @@ class SchemaStore:
                     raise ValueError(f"{full} is defined twice ({path.name})")
                 self.defined_in[full] = top_name
         if not self.files:
-            raise FileNotFoundError(f"no .avsc files under {self.root}")
+            raise ContractNotFound(
+                f"no Avro contract (.avsc files) under {self.root}: set ACTIVITY_AVRO_DIR to the folder "
+                "holding envelope/, data/, types/ and results/, or reinstall customer-activity-consumer"
+            )
 
     def expand(self, name: str) -> dict[str, Any]:
         """A self-contained schema for `name`: each named type defined once, at first use."""
@@ -122,10 +134,6 @@ class SchemaStore:
     def envelope(self) -> dict[str, Any]:
         """The writer schema of every event this worker produces (JSON form)."""
         return self.expand(ENVELOPE)
-
-    @cached_property
-    def envelope_parsed(self) -> dict[str, Any]:
-        return parsed(self.envelope)
 
     def type_to_shape(self) -> dict[str, str]:
         """Event type -> short name of its data record (see avro/envelope/type_to_shape.json)."""
