@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SHARED ?= ../shared
 
-.PHONY: run test test-fast lint format schemas bench clean
+.PHONY: run test test-fast lint format schemas readme bench clean
 
 $(STAMP): pyproject.toml setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ format: $(STAMP)
 ## make schemas: regenerate avro/ from Voucherify's OpenAPI facts
 schemas: $(STAMP)
 	$(BIN)/python -m consumer.devtools.schemagen --openapi $(SHARED)/voucherify/customer-activity.openapi-schemas.json --out avro
+
+## make readme: regenerate README.md's settings table from consumer/config.py
+readme: $(STAMP)
+	$(BIN)/python -m consumer.devtools.readme README.md
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.throughput

@@ -1,73 +1,150 @@
-"""One `Settings` object, built from CLI flags and the environment, validated up front."""
+"""One `Settings` object, built from CLI flags and the environment, validated up front.
+
+Each setting is declared once, as a field of `Settings` with its `Spec`: the environment
+variable, the flag, the help, the parser and the check. The CLI flags (`add_flags`), the
+environment parsing (`from_env`) and the README's settings table (`markdown_table`) are all
+generated from those declarations.
+"""
 
 from __future__ import annotations
 
 import os
 import re
 import socket
-from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any, Literal
+
+from consumer.kafka_keys import OWNED
+from consumer.pii import REDACTED, is_secret, mask_url
+
+if TYPE_CHECKING:
+    import argparse
 
 Guarantee = Literal["at-least-once", "exactly-once"]
 GUARANTEES: tuple[Guarantee, ...] = ("at-least-once", "exactly-once")
 LogFormat = Literal["auto", "json", "console"]
-
-# Environment names of the settings that are not librdkafka keys.
-ENV = {
-    "topics": "ACTIVITY_TOPICS",
-    "pattern": "ACTIVITY_PATTERN",
-    "group_id": "ACTIVITY_GROUP_ID",
-    "processing_guarantee": "ACTIVITY_PROCESSING_GUARANTEE",
-    "output_prefix": "ACTIVITY_OUTPUT_PREFIX",
-    "dlq_topic": "ACTIVITY_DLQ_TOPIC",
-    "metrics_port": "ACTIVITY_METRICS_PORT",
-    "stop_when_idle": "ACTIVITY_STOP_WHEN_IDLE",
-    "shutdown_grace_seconds": "ACTIVITY_SHUTDOWN_GRACE_SECONDS",
-    "batch_size": "ACTIVITY_BATCH_SIZE",
-    "max_retries": "ACTIVITY_MAX_RETRIES",
-    "retry_backoff_ms": "ACTIVITY_RETRY_BACKOFF_MS",
-    "schema_registry_url": "SCHEMA_REGISTRY_URL",
-    "transactional_id": "ACTIVITY_TRANSACTIONAL_ID",
-    "log_format": "ACTIVITY_LOG_FORMAT",
-    "log_level": "ACTIVITY_LOG_LEVEL",
-    "processes": "ACTIVITY_PROCESSES",
-}
-# Covers every property librdkafka marks sensitive, e.g. sasl.oauthbearer.config and ssl.key.pem.
-SECRET_KEY = re.compile(
-    r"password|passphrase|secret|token|credential|jaas|api[_.-]?key|oauthbearer\.config|key\.pem|private",
-    re.IGNORECASE,
-)
+LOG_FORMATS: tuple[LogFormat, ...] = ("auto", "json", "console")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+KAFKA_PREFIX = "KAFKA_"
 
 
 class ConfigError(ValueError):
     """A bad setting; the message names it and says what is accepted."""
 
 
+Check = Callable[[Any], str | None]  # the problem with a value, or None
+
+
+@dataclass(frozen=True, slots=True)
+class Spec:
+    """How one setting is given and checked."""
+
+    env: str
+    help: str
+    parse: Callable[[str], Any] = str
+    choices: tuple[str, ...] | None = None
+    check: Check | None = None
+    metavar: str | None = None
+
+    @property
+    def kind(self) -> str:
+        if self.parse is int:
+            return "an integer"
+        return "a number" if self.parse is float else "text"
+
+
+def setting(default: Any, spec: Spec) -> Any:
+    return field(default=default, metadata={"spec": spec})
+
+
+def _between(lo: float, hi: float) -> Check:
+    return lambda v: None if lo <= v <= hi else f"must be {lo}..{hi}"
+
+
+def _positive(v: float | None) -> str | None:
+    return None if v is None or v > 0 else "must be > 0"
+
+
+def _not_blank(v: str | None) -> str | None:
+    return None if v is None or v.strip() else "is empty"
+
+
+def _topic_list(raw: str) -> tuple[str, ...]:
+    return tuple(t.strip() for t in raw.split(",") if t.strip())
+
+
+def _topic_names(topics: tuple[str, ...]) -> str | None:
+    bad = [t for t in topics if not re.fullmatch(r"[A-Za-z0-9._-]{1,249}", t)]
+    return f"{', '.join(map(repr, bad))} is not a valid Kafka topic name" if bad else None
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
-    bootstrap_servers: str = "localhost:9092"
-    topics: tuple[str, ...] = ()
-    pattern: str | None = None
-    group_id: str = "customer-activity-consumer"
-    processing_guarantee: Guarantee = "at-least-once"
-    output_prefix: str | None = None  # None: "<input topic>."
-    dlq_topic: str | None = None  # None: "<input topic>.dlq"
-    metrics_port: int = 9400  # 0 turns the HTTP endpoint off
-    stop_when_idle: float | None = None
-    shutdown_grace_seconds: float = 10.0
-    batch_size: int = 500
-    max_retries: int = 3
-    retry_backoff_ms: int = 50
-    schema_registry_url: str | None = None
-    transactional_id: str | None = None
-    log_format: LogFormat = "auto"
-    log_level: str = "info"
-    processes: int = 1  # worker processes in this pod, one core each
-    kafka: Mapping[str, str] = field(default_factory=dict)  # librdkafka pass-through
+    bootstrap_servers: str = setting(
+        "localhost:9092", Spec("KAFKA_BOOTSTRAP_SERVERS", "Kafka bootstrap servers", check=_not_blank)
+    )
+    topics: tuple[str, ...] = setting(
+        (), Spec("ACTIVITY_TOPICS", "comma-separated input topics", _topic_list, check=_topic_names)
+    )
+    pattern: str | None = setting(None, Spec("ACTIVITY_PATTERN", "input topic regex, e.g. '^customer-activity\\..*'"))
+    group_id: str = setting("customer-activity-consumer", Spec("ACTIVITY_GROUP_ID", "consumer group", check=_not_blank))
+    processing_guarantee: Guarantee = setting(
+        "at-least-once", Spec("ACTIVITY_PROCESSING_GUARANTEE", "delivery guarantee", choices=GUARANTEES)
+    )
+    output_prefix: str | None = setting(
+        None, Spec("ACTIVITY_OUTPUT_PREFIX", "downstream topic prefix (default '<input topic>.')")
+    )
+    dlq_topic: str | None = setting(
+        None, Spec("ACTIVITY_DLQ_TOPIC", "dead-letter topic (default '<input topic>.dlq')", check=_not_blank)
+    )
+    metrics_host: str = setting(
+        "0.0.0.0", Spec("ACTIVITY_METRICS_HOST", "interface the metrics and probe server binds to", check=_not_blank)
+    )
+    metrics_port: int = setting(
+        9400,
+        Spec("ACTIVITY_METRICS_PORT", "HTTP port of /metrics /healthz /readyz; 0 = off", int, check=_between(0, 65535)),
+    )
+    stop_when_idle: float | None = setting(
+        None, Spec("ACTIVITY_STOP_WHEN_IDLE", "exit after this long idle", float, check=_positive, metavar="SECONDS")
+    )
+    shutdown_grace_seconds: float = setting(
+        10.0, Spec("ACTIVITY_SHUTDOWN_GRACE_SECONDS", "drain deadline on SIGTERM", float, check=_positive)
+    )
+    batch_size: int = setting(500, Spec("ACTIVITY_BATCH_SIZE", "messages per poll", int, check=_between(1, 100_000)))
+    max_retries: int = setting(
+        3, Spec("ACTIVITY_MAX_RETRIES", "handler retries before dead-lettering", int, check=_between(0, 100))
+    )
+    retry_backoff_ms: int = setting(
+        50,
+        Spec(
+            "ACTIVITY_RETRY_BACKOFF_MS", "first handler retry delay, doubled each try", int, check=_between(0, 60_000)
+        ),
+    )
+    schema_registry_url: str | None = setting(
+        None, Spec("SCHEMA_REGISTRY_URL", "Schema Registry URL; needed for Confluent framing")
+    )
+    transactional_id: str | None = setting(
+        None, Spec("ACTIVITY_TRANSACTIONAL_ID", "exactly-once producer id (default <group>-<host>)")
+    )
+    log_format: LogFormat = setting("auto", Spec("ACTIVITY_LOG_FORMAT", "log rendering", choices=LOG_FORMATS))
+    log_level: str = setting("info", Spec("ACTIVITY_LOG_LEVEL", "log level", choices=LOG_LEVELS))
+    processes: int = setting(
+        1,
+        Spec("ACTIVITY_PROCESSES", "worker processes (one core each), metrics aggregated", int, check=_between(1, 256)),
+    )
+    # librdkafka pass-through: every other KAFKA_* variable (not a flag: see kafka_from_env).
+    kafka: Mapping[str, str] = field(default_factory=dict)
 
-    def validate(self, earlier: list[str] | None = None) -> Settings:
-        problems: list[str] = list(earlier or [])
+    def validate(self, earlier: Iterable[str] = ()) -> Settings:
+        problems = list(earlier)
+        for name, spec in SPECS.items():
+            value = getattr(self, name)
+            if spec.choices is not None and value not in spec.choices:
+                problems.append(f"{flag_of(name)} {value!r}: use one of {', '.join(spec.choices)}")
+            elif spec.check is not None and value is not None and (problem := spec.check(value)):
+                shown = "" if isinstance(value, tuple) else f" {value!r}"  # the problem names the bad items
+                problems.append(f"{flag_of(name)}{shown}: {problem}")
         if bool(self.topics) == bool(self.pattern):
             problems.append("give exactly one of --topics or --pattern (ACTIVITY_TOPICS / ACTIVITY_PATTERN)")
         if self.pattern:
@@ -79,33 +156,9 @@ class Settings:
                 re.compile(self.pattern)
             except re.error as exc:
                 problems.append(f"--pattern {self.pattern!r} is not a valid regex: {exc}")
-        for t in self.topics:
-            if not re.fullmatch(r"[A-Za-z0-9._-]{1,249}", t):
-                problems.append(f"--topics: {t!r} is not a valid Kafka topic name")
-        if self.processing_guarantee not in GUARANTEES:
-            problems.append(f"--processing-guarantee {self.processing_guarantee!r}: use one of {', '.join(GUARANTEES)}")
-        if not self.bootstrap_servers.strip():
-            problems.append("--bootstrap-servers is empty")
-        if not self.group_id.strip():
-            problems.append("--group-id is empty")
-        if not 0 <= self.metrics_port <= 65535:
-            problems.append(f"--metrics-port {self.metrics_port}: must be 0..65535")
-        if self.stop_when_idle is not None and self.stop_when_idle <= 0:
-            problems.append(f"--stop-when-idle {self.stop_when_idle}: must be > 0 seconds")
-        if self.shutdown_grace_seconds <= 0:
-            problems.append(f"--shutdown-grace-seconds {self.shutdown_grace_seconds}: must be > 0")
-        if not 1 <= self.batch_size <= 100_000:
-            problems.append(f"--batch-size {self.batch_size}: must be 1..100000")
-        if not 0 <= self.max_retries <= 100:
-            problems.append(f"--max-retries {self.max_retries}: must be 0..100")
-        if self.retry_backoff_ms < 0:
-            problems.append(f"--retry-backoff-ms {self.retry_backoff_ms}: must be >= 0")
-        if not 1 <= self.processes <= 256:
-            problems.append(f"--processes {self.processes}: must be 1..256")
-        if self.log_format not in ("auto", "json", "console"):
-            problems.append(f"--log-format {self.log_format!r}: use auto, json or console")
-        if self.dlq_topic is not None and not self.dlq_topic:
-            problems.append("--dlq-topic is empty")
+        for key in sorted(OWNED.keys() & self.kafka.keys()):
+            env = KAFKA_PREFIX + key.upper().replace(".", "_")
+            problems.append(f"{env}: {key} is owned by the worker and cannot be overridden ({OWNED[key]})")
         if problems:
             raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(problems))
         return self
@@ -126,27 +179,45 @@ class Settings:
 
     def redacted(self) -> dict[str, Any]:
         """The settings as a dict fit for a log line: secrets masked."""
-        out: dict[str, Any] = {}
-        for name in self.__dataclass_fields__:
-            value = getattr(self, name)
-            if name == "kafka":
-                value = {k: ("***" if SECRET_KEY.search(k) else v) for k, v in value.items()}
-            elif name == "schema_registry_url" and value:
-                value = re.sub(r"//[^@/]+@", "//***@", value)
-            out[name] = value
+        out: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["kafka"] = {k: (REDACTED if is_secret(k) else v) for k, v in self.kafka.items()}
+        if self.schema_registry_url:
+            out["schema_registry_url"] = mask_url(self.schema_registry_url)
         return out
 
-    def with_overrides(self, **changes: Any) -> Settings:
-        return replace(self, **changes)
+
+# field name -> its Spec, in declaration order
+SPECS: dict[str, Spec] = {f.name: f.metadata["spec"] for f in fields(Settings) if "spec" in f.metadata}
+
+
+def flag_of(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def add_flags(parser: argparse.ArgumentParser, names: Iterable[str] | None = None) -> None:
+    """One flag per setting (all of them, or `names`); an absent flag leaves the value None."""
+    for name in SPECS if names is None else names:
+        spec = SPECS[name]
+        default = Settings.__dataclass_fields__[name].default
+        shown = f"; default {default!r}" if default not in (None, ()) else ""
+        parser.add_argument(
+            flag_of(name),
+            dest=name,
+            type=spec.parse,
+            choices=spec.choices,
+            metavar=spec.metavar,
+            help=f"{spec.help} (env {spec.env}{shown})",
+        )
 
 
 def kafka_from_env(environ: Mapping[str, str]) -> dict[str, str]:
-    """`KAFKA_SECURITY_PROTOCOL=SASL_SSL` -> `security.protocol: SASL_SSL` (all `KAFKA_*`)."""
-    out: dict[str, str] = {}
-    for key, value in environ.items():
-        if key.startswith("KAFKA_") and key != "KAFKA_BOOTSTRAP_SERVERS":
-            out[key[len("KAFKA_") :].lower().replace("_", ".")] = value
-    return out
+    """`KAFKA_SECURITY_PROTOCOL=SASL_SSL` -> `security.protocol: SASL_SSL` (every KAFKA_* but the settings')."""
+    ours = {spec.env for spec in SPECS.values()}
+    return {
+        key[len(KAFKA_PREFIX) :].lower().replace("_", "."): value
+        for key, value in environ.items()
+        if key.startswith(KAFKA_PREFIX) and key not in ours
+    }
 
 
 def from_env(environ: Mapping[str, str] | None = None, problems: list[str] | None = None) -> dict[str, Any]:
@@ -156,47 +227,37 @@ def from_env(environ: Mapping[str, str] | None = None, problems: list[str] | Non
     """
     env = os.environ if environ is None else environ
     values: dict[str, Any] = {}
-    if env.get("KAFKA_BOOTSTRAP_SERVERS"):
-        values["bootstrap_servers"] = env["KAFKA_BOOTSTRAP_SERVERS"]
-    for name, var in ENV.items():
-        raw = env.get(var)
-        if raw is None or raw == "":
+    for name, spec in SPECS.items():
+        raw = env.get(spec.env)
+        if not raw:
             continue
         try:
-            values[name] = _convert(name, var, raw)
-        except ConfigError as exc:
+            values[name] = spec.parse(raw)
+        except ValueError:
+            problem = f"{spec.env}={raw!r}: must be {spec.kind}"
             if problems is None:
-                raise
-            problems.append(str(exc))
+                raise ConfigError(problem) from None
+            problems.append(problem)
     kafka = kafka_from_env(env)
     if kafka:
         values["kafka"] = kafka
     return values
 
 
-_INTS = {"metrics_port", "batch_size", "max_retries", "retry_backoff_ms", "processes"}
-_FLOATS = {"stop_when_idle", "shutdown_grace_seconds"}
-
-
-def _convert(name: str, source: str, raw: str) -> Any:
-    try:
-        if name in _INTS:
-            return int(raw)
-        if name in _FLOATS:
-            return float(raw)
-    except ValueError:
-        kind = "an integer" if name in _INTS else "a number"
-        raise ConfigError(f"{source}={raw!r}: must be {kind}") from None
-    if name == "topics":
-        return tuple(t.strip() for t in raw.split(",") if t.strip())
-    return raw
-
-
 def build(cli: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Settings:
     """Flags win over the environment, which wins over defaults; then validate."""
     problems: list[str] = []
     values = from_env(environ, problems)
-    for name, value in cli.items():
-        if value is not None:
-            values[name] = value
+    values.update({name: value for name, value in cli.items() if name in SPECS and value is not None})
     return Settings(**values).validate(problems)
+
+
+def markdown_table() -> str:
+    """The README's settings table, generated from the declarations."""
+    rows = ["| flag | environment | default | what |", "|---|---|---|---|"]
+    for name, spec in SPECS.items():
+        default = Settings.__dataclass_fields__[name].default
+        shown = "" if default in (None, ()) else f"`{default}`"
+        what = spec.help + (f": {', '.join(spec.choices)}" if spec.choices else "")
+        rows.append(f"| `{flag_of(name)}` | `{spec.env}` | {shown} | {what} |")
+    return "\n".join(rows)

@@ -8,14 +8,13 @@ import sys
 from typing import Any
 
 from consumer.cli import schema as schema_cli
-from consumer.config import GUARANTEES, ConfigError, Settings, build
+from consumer.config import ConfigError, add_flags, build
 from consumer.pipeline.codec.framing import FRAMINGS, Framing
 from consumer.pipeline.codec.schemas import ContractNotFound
 
 
 def _kafka_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--bootstrap-servers", help="env KAFKA_BOOTSTRAP_SERVERS (default localhost:9092)")
-    p.add_argument("--schema-registry-url", help="env SCHEMA_REGISTRY_URL; needed for Confluent framing")
+    add_flags(p, ("bootstrap_servers", "schema_registry_url"))
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -23,23 +22,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="consume, decode, route and forward (the worker)")
-    _kafka_args(run)
-    src = run.add_mutually_exclusive_group()
-    src.add_argument("--topics", help="comma-separated input topics (env ACTIVITY_TOPICS)")
-    src.add_argument("--pattern", help="input topic regex, e.g. '^customer-activity\\..*' (env ACTIVITY_PATTERN)")
-    run.add_argument("--group-id", help="consumer group (env ACTIVITY_GROUP_ID)")
-    run.add_argument("--processing-guarantee", choices=GUARANTEES, help="env ACTIVITY_PROCESSING_GUARANTEE")
-    run.add_argument("--output-prefix", help="downstream topic prefix (default '<input topic>.')")
-    run.add_argument("--dlq-topic", help="dead-letter topic (default '<input topic>.dlq')")
-    run.add_argument("--metrics-port", type=int, help="HTTP port for /metrics /healthz /readyz; 0 = off")
-    run.add_argument("--stop-when-idle", type=float, metavar="SECONDS", help="exit after this long idle")
-    run.add_argument("--shutdown-grace-seconds", type=float, help="drain deadline on SIGTERM (default 10)")
-    run.add_argument("--batch-size", type=int, help="messages per consume() (default 500)")
-    run.add_argument("--max-retries", type=int, help="handler retries before dead-lettering (default 3)")
-    run.add_argument("--transactional-id", help="exactly-once producer id (default <group>-<host>)")
-    run.add_argument("--log-format", choices=("auto", "json", "console"))
-    run.add_argument("--log-level", choices=("debug", "info", "warning", "error"), help="env ACTIVITY_LOG_LEVEL")
-    run.add_argument("--processes", type=int, help="worker processes (one core each), metrics aggregated")
+    add_flags(run)  # every setting, from its one declaration in consumer.config
 
     prod = sub.add_parser("produce", help="JSON Lines activities on stdin -> Avro events on --topic")
     _kafka_args(prod)
@@ -67,33 +50,6 @@ def _registry(url: str | None) -> Any:
     from consumer.pipeline.codec.avro_codec import registry_client
 
     return registry_client(url or os.environ.get("SCHEMA_REGISTRY_URL"))
-
-
-def _settings(args: argparse.Namespace) -> Settings:
-    cli = {
-        name: getattr(args, name, None)
-        for name in (
-            "bootstrap_servers",
-            "pattern",
-            "group_id",
-            "processing_guarantee",
-            "output_prefix",
-            "dlq_topic",
-            "metrics_port",
-            "stop_when_idle",
-            "shutdown_grace_seconds",
-            "batch_size",
-            "max_retries",
-            "transactional_id",
-            "log_format",
-            "log_level",
-            "processes",
-            "schema_registry_url",
-        )
-    }
-    if getattr(args, "topics", None):
-        cli["topics"] = tuple(t.strip() for t in args.topics.split(",") if t.strip())
-    return build(cli)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -142,7 +98,7 @@ def _main(argv: list[str] | None) -> int:
                 framing=args.framing,
                 registry=_registry(args.schema_registry_url),
             )
-        settings = _settings(args)
+        settings = build(vars(args))
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

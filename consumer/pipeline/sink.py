@@ -10,6 +10,7 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from consumer.config import Settings
+from consumer.kafka_keys import CONSUMER_ONLY
 from consumer.model import Activity, Result
 from consumer.pipeline.codec.results import ResultEncoder
 from consumer.pipeline.topics import create_topics, partition_counts
@@ -57,27 +58,25 @@ class Sink:
         streams: Iterable[str],
         *,
         transactional: bool = False,
-        producer_config: dict[str, Any] | None = None,
     ) -> None:
         self.settings = settings
         self.encoder = encoder
         self.streams = tuple(streams)
+        shared = {k: v for k, v in settings.kafka.items() if k not in CONSUMER_ONLY}
         conf: dict[str, Any] = {
-            "bootstrap.servers": settings.bootstrap_servers,
-            "enable.idempotence": True,
-            "acks": "all",
             "linger.ms": 5,
             "compression.type": "lz4",
             "queue.buffering.max.messages": 500_000,
-            **settings.kafka,
-            **(producer_config or {}),
+            **shared,
+            # Last, so nothing overrides them (Settings.validate refuses KAFKA_* attempts too).
+            "bootstrap.servers": settings.bootstrap_servers,
+            "enable.idempotence": True,
+            "acks": "all",
         }
-        for key in CONSUMER_ONLY:
-            conf.pop(key, None)
         if transactional:
             conf["transactional.id"] = settings.effective_transactional_id()
         self.producer = Producer(conf)
-        self._admin_conf = {k: v for k, v in conf.items() if k not in _PRODUCER_ONLY}
+        self._admin_conf = {"bootstrap.servers": settings.bootstrap_servers, **shared}
         self._topics: dict[tuple[str, str], str] = {}
         self._ensured: set[str] = set()
 
@@ -203,42 +202,3 @@ class Sink:
 
     def queue_length(self) -> int:
         return len(self.producer)
-
-
-# librdkafka consumer properties that a shared KAFKA_* environment may carry: a producer warns on them.
-CONSUMER_ONLY = frozenset(
-    {
-        "group.id",
-        "group.instance.id",
-        "group.protocol",
-        "group.remote.assignor",
-        "session.timeout.ms",
-        "heartbeat.interval.ms",
-        "max.poll.interval.ms",
-        "partition.assignment.strategy",
-        "auto.offset.reset",
-        "isolation.level",
-        "enable.auto.commit",
-        "enable.auto.offset.store",
-        "enable.partition.eof",
-        "auto.commit.interval.ms",
-        "fetch.wait.max.ms",
-        "fetch.min.bytes",
-        "fetch.max.bytes",
-        "max.partition.fetch.bytes",
-        "queued.min.messages",
-        "queued.max.messages.kbytes",
-        "check.crcs",
-    }
-)
-
-_PRODUCER_ONLY = frozenset(
-    {
-        "enable.idempotence",
-        "acks",
-        "linger.ms",
-        "compression.type",
-        "queue.buffering.max.messages",
-        "transactional.id",
-    }
-)

@@ -8,43 +8,25 @@ from typing import Any
 from confluent_kafka import Consumer, Message, TopicPartition
 
 from consumer.config import Settings
-
-# librdkafka producer properties that a shared KAFKA_* environment may carry.
-PRODUCER_ONLY = frozenset(
-    {
-        "acks",
-        "linger.ms",
-        "batch.size",
-        "batch.num.messages",
-        "compression.type",
-        "enable.idempotence",
-        "transactional.id",
-        "transaction.timeout.ms",
-        "message.timeout.ms",
-        "queue.buffering.max.messages",
-        "queue.buffering.max.kbytes",
-        "retries",
-    }
-)
+from consumer.kafka_keys import PRODUCER_ONLY
 
 RebalanceCb = Callable[[Consumer, list[TopicPartition]], None]
 
 
 def consumer_config(settings: Settings, **callbacks: Any) -> dict[str, Any]:
     conf: dict[str, Any] = {
-        "bootstrap.servers": settings.bootstrap_servers,
         "group.id": settings.group_id,
-        "enable.auto.commit": False,  # only the checkpoint commits
-        "enable.auto.offset.store": False,
         "auto.offset.reset": "earliest",
-        # Never hand uncommitted (aborted) transactional results to anyone downstream of us.
-        "isolation.level": "read_committed",
         "statistics.interval.ms": 5000,
         "fetch.wait.max.ms": 100,
-        **settings.kafka,
+        **{k: v for k, v in settings.kafka.items() if k not in PRODUCER_ONLY},
+        # Last, so nothing overrides them (Settings.validate refuses KAFKA_* attempts too).
+        "bootstrap.servers": settings.bootstrap_servers,
+        "enable.auto.commit": False,  # only the checkpoint commits
+        "enable.auto.offset.store": False,
+        # Never hand uncommitted (aborted) transactional results to anyone downstream of us.
+        "isolation.level": "read_committed",
     }
-    for key in PRODUCER_ONLY:
-        conf.pop(key, None)
     conf.update({k: v for k, v in callbacks.items() if v is not None})
     return conf
 
@@ -57,12 +39,11 @@ class Source:
         on_assign: RebalanceCb,
         on_revoke: RebalanceCb,
         on_lost: RebalanceCb,
-        on_commit: Callable[..., None] | None = None,
         stats_cb: Callable[[str], None] | None = None,
         error_cb: Callable[[Any], None] | None = None,
     ) -> None:
         self.settings = settings
-        self.consumer = Consumer(consumer_config(settings, on_commit=on_commit, stats_cb=stats_cb, error_cb=error_cb))
+        self.consumer = Consumer(consumer_config(settings, stats_cb=stats_cb, error_cb=error_cb))
         self._callbacks = (on_assign, on_revoke, on_lost)
 
     def subscribe(self) -> None:

@@ -32,7 +32,11 @@ def install_signal_handlers(stop: Callable[[], None]) -> None:
 def serve_worker(worker: Worker, also_on_stop: Callable[[], None] | None = None) -> int:
     """Run `worker` with its metrics and probes served, until a signal or `worker.stop()`."""
     settings = worker.settings
-    server = serve(settings.metrics_port, worker.registry, worker.health) if settings.metrics_port else None
+    server = (
+        serve(settings.metrics_host, settings.metrics_port, worker.registry, worker.health)
+        if settings.metrics_port
+        else None
+    )
 
     def stop() -> None:
         if also_on_stop is not None:

@@ -86,7 +86,7 @@ def run_processes(settings: Settings, processes: int) -> int:
     if settings.metrics_port:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        server = serve(settings.metrics_port, registry, health)
+        server = serve(settings.metrics_host, settings.metrics_port, registry, health)
 
     def forward(signum: int, _frame: FrameType | None) -> None:
         health.stopping = True

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Protocol
 
@@ -24,7 +23,6 @@ class Health:
         self.last_turn = time.monotonic()
         self.connected = False
         self.assigned = 0
-        self.idle_by_design = False  # e.g. fewer partitions than workers in the group
         self.stopping = False
 
     def turned(self) -> None:
@@ -39,29 +37,19 @@ class Health:
             return False, "stopping"
         if not self.connected:
             return False, "not connected to Kafka"
-        if self.assigned == 0 and not self.idle_by_design:
+        if self.assigned == 0:
             return False, "no partitions assigned"
         return True, f"{self.assigned} partition(s) assigned"
 
 
-def serve(
-    port: int,
-    registry: CollectorRegistry | Callable[[], bytes],
-    health: Probes,
-    host: str = "0.0.0.0",
-) -> ThreadingHTTPServer:
-    """Start the server on a daemon thread; `registry` may be a callable for multiprocess mode."""
-
-    def scrape() -> bytes:
-        if callable(registry) and not isinstance(registry, CollectorRegistry):
-            return registry()
-        return generate_latest(registry)
+def serve(host: str, port: int, registry: CollectorRegistry, health: Probes) -> ThreadingHTTPServer:
+    """Start the server on a daemon thread."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
             if path == "/metrics":
-                self._send(200, scrape(), CONTENT_TYPE_LATEST)
+                self._send(200, generate_latest(registry), CONTENT_TYPE_LATEST)
             elif path in ("/healthz", "/readyz"):
                 ok, why = health.live() if path == "/healthz" else health.ready()
                 self._send(200 if ok else 503, (why + "\n").encode(), "text/plain")

@@ -17,7 +17,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
@@ -87,7 +87,7 @@ def settings(cluster: MockCluster, topic: str, group: str, **changes: Any) -> Se
         log_format="console",
         kafka=kafka,
     )
-    return base.with_overrides(**changes).validate()
+    return replace(base, **changes).validate()
 
 
 @dataclass

@@ -3,12 +3,20 @@ named in one ConfigError, and secrets kept out of `redacted()`."""
 
 from __future__ import annotations
 
+import argparse
 import json
+from dataclasses import fields
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from consumer.config import ConfigError, Settings, build, from_env, kafka_from_env
+from consumer.cli.main import _parser, main
+from consumer.config import SPECS, ConfigError, Settings, build, flag_of, from_env, kafka_from_env, markdown_table
+from consumer.kafka_keys import OWNED
+from consumer.pii import REDACTED
+
+README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 
 BASE = {"ACTIVITY_TOPICS": "customer-activity"}
 
@@ -172,11 +180,11 @@ def test_redacted_hides_secrets() -> None:
     s = build({}, env)
     assert s.kafka["sasl.password"] == "hunter2"  # the real value stays usable
     red = s.redacted()
-    assert red["kafka"]["sasl.password"] == "***"
-    assert red["kafka"]["ssl.key.password"] == "***"
-    assert red["kafka"]["sasl.oauthbearer.client.secret"] == "***"
+    assert red["kafka"]["sasl.password"] == REDACTED
+    assert red["kafka"]["ssl.key.password"] == REDACTED
+    assert red["kafka"]["sasl.oauthbearer.client.secret"] == REDACTED
     assert red["kafka"]["sasl.username"] == "svc"
-    assert red["schema_registry_url"] == "https://***@registry.example:8081/path"
+    assert red["schema_registry_url"] == f"https://{REDACTED}@registry.example:8081/path"
     text = json.dumps(red, default=str)
     for secret in ("hunter2", "keypass", "oauth-secret", "reg-pass", "reg-user"):
         assert secret not in text
@@ -188,8 +196,61 @@ def test_redacted_leaves_a_plain_registry_url_alone() -> None:
     assert s.redacted()["schema_registry_url"] == "http://registry:8081"
 
 
-def test_with_overrides_and_transactional_id() -> None:
-    s = build({}, BASE)
-    t = s.with_overrides(transactional_id="tx-1")
-    assert t.effective_transactional_id() == "tx-1"
-    assert s.effective_transactional_id().startswith("customer-activity-consumer-")
+def test_transactional_id() -> None:
+    assert build({"transactional_id": "tx-1"}, BASE).effective_transactional_id() == "tx-1"
+    assert build({}, BASE).effective_transactional_id().startswith("customer-activity-consumer-")
+
+
+# -- one declaration per setting ------------------------------------------------------------
+
+
+def _run_parser() -> argparse.ArgumentParser:
+    sub = _parser()._subparsers
+    assert sub is not None
+    action = next(a for a in sub._group_actions if isinstance(a, argparse._SubParsersAction))
+    return action.choices["run"]
+
+
+@pytest.mark.parametrize("name", list(SPECS))
+def test_each_setting_has_its_flag_env_var_and_readme_row(name: str) -> None:
+    """A field declared in Settings shows up as a `run` flag, an env var and a README row."""
+    spec = SPECS[name]
+    flag = flag_of(name)
+    run = _run_parser()
+    assert flag in run._option_string_actions, f"{flag} missing from `activity-consumer run`"
+    assert run._option_string_actions[flag].dest == name
+    assert f"| `{flag}` | `{spec.env}` |" in README, f"README settings table lacks {flag}; run `make readme`"
+    # The env var is read: any value the declaration accepts round-trips.
+    default = Settings.__dataclass_fields__[name].default
+    sample = spec.choices[-1] if spec.choices else {int: "7", float: "7.5"}.get(spec.parse, "x-value")
+    assert name in from_env({spec.env: sample}), spec.env
+    assert default != from_env({spec.env: sample})[name] or spec.choices
+
+
+def test_readme_table_is_the_generated_one() -> None:
+    assert markdown_table() in README, "README settings table drifted from consumer.config; run `make readme`"
+
+
+def test_every_dataclass_field_but_the_pass_through_is_declared() -> None:
+    names = {f.name for f in fields(Settings)}
+    assert names - set(SPECS) == {"kafka"}
+
+
+@pytest.mark.parametrize("key", sorted(OWNED))
+def test_guarantee_critical_kafka_keys_cannot_be_overridden(key: str) -> None:
+    env_name = "KAFKA_" + key.upper().replace(".", "_")
+    with pytest.raises(ConfigError) as exc:
+        build({}, {**BASE, env_name: "true"})
+    assert env_name in str(exc.value) and key in str(exc.value) and "owned by the worker" in str(exc.value)
+
+
+def test_an_owned_key_is_refused_before_connecting_with_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    # Port 1 answers nothing: exit 2 with the key named proves the check ran before any client.
+    env = {"KAFKA_ENABLE_AUTO_COMMIT": "true", "KAFKA_ACKS": "1"}
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in env.items():
+            mp.setenv(k, v)
+        code = main(["run", "--bootstrap-servers", "127.0.0.1:1", "--topics", "t"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "KAFKA_ENABLE_AUTO_COMMIT" in err and "KAFKA_ACKS" in err

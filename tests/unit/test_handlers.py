@@ -16,6 +16,7 @@ from fastavro import parse_schema, schemaless_reader, schemaless_writer
 from consumer.catalogue import KNOWN_TYPES, SEED_TYPES
 from consumer.contract import STREAM_SCHEMAS
 from consumer.model import Activity, Result, activity_from_record
+from consumer.pii import mask_text as redact
 from consumer.pipeline.codec import AvroCodec
 from consumer.pipeline.handlers import (
     consents,
@@ -30,7 +31,7 @@ from consumer.pipeline.handlers import (
     rewards,
     segments,
 )
-from consumer.pipeline.handlers._common import TEXT_LIMIT, bounded_text, redact
+from consumer.pipeline.handlers._common import TEXT_LIMIT, bounded_text
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO.parent / "shared" / "voucherify" / "examples"

@@ -1,4 +1,4 @@
-"""What every handler shares: result names, None-safe field readers, redaction.
+"""What every handler shares: None-safe field readers, result building, bounded text.
 
 Handlers read the decoded Avro data record, where every field is present and absent ones
 are None, but a seed event whose data did not fit its record arrives as untyped JSON
@@ -7,12 +7,12 @@ are None, but a seed event whose data did not fit its record arrives as untyped 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any, Final
 
 from consumer.contract import STREAM_SCHEMAS
 from consumer.model import Activity, Result
+from consumer.pii import mask_text
 
 Handler = Callable[[Activity], list[Result]]
 Data = dict[str, Any]
@@ -69,36 +69,11 @@ def emit(activity: Activity, stream: str, cid: str | None, value: dict[str, Any]
     return Result(stream=stream, schema=STREAM_SCHEMAS[stream], key=cid, value=value)
 
 
-_EMAIL: Final = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-# 8 to 15 digits, single separators between them: phone numbers, but not SMTP codes ("550
-# 5.1.1") or short provider error numbers.
-_PHONE: Final = re.compile(r"(?<![\w+])\+?\d(?:[ ().-]{0,2}\d){7,14}(?!\w)")
-# In JSON text, only international numbers (a leading +): bare digit runs there are
-# timestamps, amounts and ids.
-_PHONE_INTL: Final = re.compile(r"\+\d(?:[ ().-]{0,2}\d){7,14}(?!\d)")
-
-
-def redact(s: str) -> str:
-    """Free text with email addresses and phone numbers masked."""
-    if "@" in s:
-        s = _EMAIL.sub("[email]", s)
-    return _PHONE.sub("[phone]", s)
-
-
-def redact_json_text(s: str) -> str:
-    """JSON text with email addresses and international phone numbers masked."""
-    if "@" in s:
-        s = _EMAIL.sub("[email]", s)
-    if "+" in s:
-        s = _PHONE_INTL.sub("[phone]", s)
-    return s
-
-
 def bounded_text(v: Any) -> str | None:
     """Free text from the data, safe for a result: redacted, at most TEXT_LIMIT characters."""
     if type(v) is not str or not v:
         return None
-    return redact(v)[:TEXT_LIMIT]
+    return mask_text(v)[:TEXT_LIMIT]
 
 
 def safe_id(v: str | None) -> str | None:

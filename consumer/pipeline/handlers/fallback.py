@@ -14,12 +14,10 @@ from typing import Any, Final
 from consumer.catalogue import KNOWN_TYPES
 from consumer.contract import EXTRA, JSON_NULLS
 from consumer.model import Activity, Result
-from consumer.pipeline.handlers._common import emit, obj, redact_json_text, text
+from consumer.pii import ALWAYS_PERSONAL, EMAIL_MASK, PERSON_KEYS, PERSONAL_FIELDS, PHONE_MASK, mask_embedded
+from consumer.pipeline.handlers._common import emit, obj, text
 
-_DROP: Final = frozenset({"email", "phone", JSON_NULLS, EXTRA})
-# Keys whose object is a person, and what is personal in a person.
-_PERSON_KEYS: Final = frozenset({"customer", "holder", "referrer", "referee"})
-_PERSONAL: Final = frozenset({"name", "email", "phone", "birthdate", "birthday", "address"})
+_DROP: Final = ALWAYS_PERSONAL | {JSON_NULLS, EXTRA}
 
 
 def _scrub(value: Any, person: bool = False) -> Any:
@@ -37,10 +35,10 @@ def _scrub(value: Any, person: bool = False) -> Any:
                 items = [*items, *more.items()]
         out: dict[str, Any] = {}
         for k, v in items:
-            if v is None or k in _DROP or (person and k in _PERSONAL):
+            if v is None or k in _DROP or (person and k in PERSONAL_FIELDS):
                 continue
             tv = type(v)  # recurse only into containers: a call per leaf is most of the cost
-            out[k] = _scrub(v, k in _PERSON_KEYS) if tv is dict or tv is list else v
+            out[k] = _scrub(v, k in PERSON_KEYS) if tv is dict or tv is list else v
         return out
     if type(value) is list:
         return [_scrub(v) if type(v) is dict or type(v) is list else v for v in value]
@@ -65,6 +63,6 @@ def forward(activity: Activity) -> list[Result]:
     data_json = json.dumps(_scrub(data), default=str, ensure_ascii=False, separators=(",", ":"))
     value = {
         "known": activity.canonical_type in KNOWN_TYPES,
-        "data_json": redact_json_text(data_json),
+        "data_json": mask_embedded(data_json, EMAIL_MASK, PHONE_MASK),
     }
     return [emit(activity, "other", cid, value)]
