@@ -8,6 +8,7 @@ generated from those declarations.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import socket
@@ -26,6 +27,8 @@ GUARANTEES: tuple[Guarantee, ...] = ("at-least-once", "exactly-once")
 LogFormat = Literal["auto", "json", "console"]
 LOG_FORMATS: tuple[LogFormat, ...] = ("auto", "json", "console")
 LOG_LEVELS = ("debug", "info", "warning", "error")
+AvroEngine = Literal["auto", "fastavro", "cavro"]
+AVRO_ENGINES: tuple[AvroEngine, ...] = ("auto", "fastavro", "cavro")
 KAFKA_PREFIX = "KAFKA_"
 
 
@@ -68,6 +71,12 @@ def _positive(v: float | None) -> str | None:
 
 def _not_blank(v: str | None) -> str | None:
     return None if v is None or v.strip() else "is empty"
+
+
+def _engine_installed(engine: str) -> str | None:
+    if engine == "cavro" and importlib.util.find_spec("cavro") is None:
+        return "cavro is not installed (it has wheels for CPython < 3.13 only); use auto or fastavro"
+    return None
 
 
 def _topic_list(raw: str) -> tuple[str, ...]:
@@ -132,6 +141,15 @@ class Settings:
     processes: int = setting(
         1,
         Spec("ACTIVITY_PROCESSES", "worker processes (one core each), metrics aggregated", int, check=_between(1, 256)),
+    )
+    avro_engine: AvroEngine = setting(
+        "auto",
+        Spec(
+            "ACTIVITY_AVRO_ENGINE",
+            "Avro engine for events and results; auto = cavro where installed, else fastavro",
+            choices=AVRO_ENGINES,
+            check=_engine_installed,
+        ),
     )
     # librdkafka pass-through: every other KAFKA_* variable (not a flag: see kafka_from_env).
     kafka: Mapping[str, str] = field(default_factory=dict)

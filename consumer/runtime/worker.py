@@ -17,6 +17,7 @@ from consumer.model import Activity, Result, activity_from_record
 from consumer.pipeline import checkpoint as checkpoints
 from consumer.pipeline.codec import AvroCodec, DecodeError, SchemaStore
 from consumer.pipeline.codec.avro_codec import registry_client
+from consumer.pipeline.codec.engines import version as engine_version
 from consumer.pipeline.codec.results import ResultEncoder
 from consumer.pipeline.router import Router
 from consumer.pipeline.sink import DeliveryFailed, Sink
@@ -63,9 +64,13 @@ class Worker:
         self.business = BusinessMetrics(self.registry)
         self.health = health or Health()
         store = SchemaStore()
-        self.codec = codec or AvroCodec(store, registry=registry_client(settings.schema_registry_url))
+        self.codec = codec or AvroCodec(
+            store, registry=registry_client(settings.schema_registry_url), engine=settings.avro_engine
+        )
+        self.metrics.avro_engine.labels(self.codec.engine, engine_version(self.codec.engine)).set(1)
         self.router = router or Router()
-        self.sink = Sink(settings, ResultEncoder(store), STREAMS, transactional=settings.exactly_once)
+        encoder = ResultEncoder(store, engine=self.codec.engine)
+        self.sink = Sink(settings, encoder, STREAMS, transactional=settings.exactly_once)
         self.checkpoint = checkpoints.for_mode(
             settings.exactly_once, self.sink, self.metrics, settings.shutdown_grace_seconds
         )
@@ -133,7 +138,10 @@ class Worker:
         """Consume until stopped (signal, `stop()`, or idle timeout); 0 on a clean exit."""
         s = self.settings
         self.source.subscribe()
-        log.info("worker_started", settings=s.redacted())
+        engine = self.codec.engine
+        log.info(
+            "worker_started", settings=s.redacted(), avro_engine=engine, avro_engine_version=engine_version(engine)
+        )
         last_work = time.monotonic()
         code = 0
         try:

@@ -87,6 +87,13 @@ class PipelineMetrics:
             ["stream"],
             registry=registry,
         )
+        self.avro_engine = Gauge(
+            f"{p}avro_engine_info",
+            "The Avro engine that decodes events and encodes results: 1 for the one in use.",
+            ["engine", "version"],
+            registry=registry,
+            multiprocess_mode="livemax",
+        )
         for t in (*KNOWN_TYPES, OTHER):
             self.consumed.labels(t)
             self.processed.labels(t)

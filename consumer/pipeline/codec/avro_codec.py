@@ -9,7 +9,8 @@ from typing import Any
 from fastavro import schemaless_reader, schemaless_writer
 from fastavro.read import SchemaResolutionError
 
-from consumer.pipeline.codec.engines import CavroDecoder, EngineChoice, cavro_decoder, resolve
+from consumer.config import AvroEngine
+from consumer.pipeline.codec.engines import CavroDecoder, cavro_decoder, resolve
 from consumer.pipeline.codec.framing import (
     Confluent,
     DecodeError,
@@ -53,7 +54,7 @@ class AvroCodec:
         registry: Any = None,
         subject: str = DEFAULT_SUBJECT,
         known_writers: tuple[Any, ...] = (),
-        engine: EngineChoice = "auto",
+        engine: AvroEngine = "auto",
     ) -> None:
         self.store = store or SchemaStore()
         self.engine = resolve(engine)

@@ -14,11 +14,10 @@ import os
 from functools import lru_cache
 from typing import Any, Final, Literal
 
+from consumer.config import AVRO_ENGINES
 from consumer.pipeline.codec.schemas import Schema
 
-EngineChoice = Literal["auto", "fastavro", "cavro"]
-Engine = Literal["fastavro", "cavro"]
-ENGINE_CHOICES: Final[tuple[EngineChoice, ...]] = ("auto", "fastavro", "cavro")
+Engine = Literal["fastavro", "cavro"]  # what a choice resolves to
 
 # cavro's MemoryReader ignores bytes after the value and does not say where it stopped. The
 # body is read with these bytes appended, as one more field: if the field does not read back
@@ -46,7 +45,7 @@ def resolve(choice: str) -> Engine:
     if choice == "fastavro":
         return "fastavro"
     if choice not in ("auto", "cavro"):
-        raise ValueError(f"unknown Avro engine {choice!r}: use one of {', '.join(ENGINE_CHOICES)}")
+        raise ValueError(f"unknown Avro engine {choice!r}: use one of {', '.join(AVRO_ENGINES)}")
     if cavro_module() is not None:
         return "cavro"
     if choice == "cavro":

@@ -7,7 +7,8 @@ from typing import Any
 
 from fastavro import schemaless_writer
 
-from consumer.pipeline.codec.engines import CavroEncoder, EngineChoice, resolve
+from consumer.config import AvroEngine
+from consumer.pipeline.codec.engines import CavroEncoder, resolve
 from consumer.pipeline.codec.framing import SINGLE_OBJECT_MAGIC
 from consumer.pipeline.codec.schemas import SchemaStore, crc64_fingerprint, parsed
 
@@ -22,7 +23,7 @@ class ResultEncoder:
     raises its own error.
     """
 
-    def __init__(self, store: SchemaStore, engine: EngineChoice = "auto") -> None:
+    def __init__(self, store: SchemaStore, engine: AvroEngine = "auto") -> None:
         self.engine = resolve(engine)
         self._kinds: dict[str, tuple[dict[str, Any], bytes, CavroEncoder | None]] = {}
         for name in store.files:
