@@ -28,6 +28,11 @@ STREAM_SCHEMAS: Final[dict[str, str]] = {
     "referrals": f"{RESULTS_NAMESPACE}.Referral",
     "custom-events": f"{RESULTS_NAMESPACE}.CustomEventRecord",
     "rewards": f"{RESULTS_NAMESPACE}.RewardGranted",
+    "orders": f"{RESULTS_NAMESPACE}.OrderEvent",
+    "loyalty-tiers": f"{RESULTS_NAMESPACE}.LoyaltyTierChange",
+    "reward-redemptions": f"{RESULTS_NAMESPACE}.RewardRedemption",
+    "validations": f"{RESULTS_NAMESPACE}.ValidationOutcome",
+    "holders": f"{RESULTS_NAMESPACE}.HolderAssignment",
     "other": f"{RESULTS_NAMESPACE}.ForwardedActivity",
 }
 STREAMS: Final[tuple[str, ...]] = tuple(STREAM_SCHEMAS)

@@ -1,8 +1,8 @@
-"""Event type -> handler. The seed's 30 types have their own; everything else is forwarded.
+"""Event type -> handler, for every catalogue type; everything else is forwarded.
 
-Types newer than the seed (today's catalogue adds 46) and types nobody knows go to the
-fallback handler, which forwards them to the `other` stream: an unfamiliar type is never an
-error.
+Every type the catalogue knows (the seed's 30 and the 46 today's API adds) has a typed
+handler. Types nobody knows go to the fallback handler, which forwards them to the `other`
+stream: an unfamiliar type is never an error.
 """
 
 from __future__ import annotations
@@ -11,50 +11,80 @@ from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import Final
 
-from consumer.catalogue import ALIASES, SEED_TYPES, canonical
+from consumer.catalogue import ALIASES, KNOWN_TYPES, NOTIFICATION_CHANNELS, canonical
 from consumer.model import Activity, Result
 from consumer.pipeline.handlers import (
     consents,
     custom,
     distribution,
+    holders,
     lifecycle,
     loyalty,
+    loyalty_tiers,
+    orders,
     publications,
     redemptions,
     referrals,
+    reward_redemptions,
     rewards,
     segments,
+    validations,
 )
 from consumer.pipeline.handlers._common import Handler
 from consumer.pipeline.handlers.fallback import forward
 
-__all__ = ["SEED_HANDLERS", "Handler", "Router"]
+__all__ = ["HANDLERS", "Handler", "Router"]
 
-# canonical type -> handler, for every seed type
-SEED_HANDLERS: Final[Mapping[str, Handler]] = MappingProxyType(
+# canonical type -> handler, for every catalogue type
+HANDLERS: Final[Mapping[str, Handler]] = MappingProxyType(
     {
         "customer.created": lifecycle.customer_created,
         "customer.updated": lifecycle.customer_updated,
         "customer.deleted": lifecycle.customer_deleted,
         "customer.confirmed": lifecycle.customer_confirmed,
+        "customer.voucher.deleted": lifecycle.voucher_deleted,
         "customer.redemption.succeeded": redemptions.redemption_succeeded,
         "customer.redemption.failed": redemptions.redemption_failed,
         "customer.redemption.rollback.succeeded": redemptions.rollback_succeeded,
         "customer.redemption.rollback.failed": redemptions.rollback_failed,
+        "customer.validation.succeeded": validations.validation,
+        "customer.validation.failed": validations.validation,
         "customer.voucher.loyalty_card.points_added": loyalty.points_added,
         "customer.voucher.loyalty_card.points_transferred": loyalty.points_transferred,
+        "customer.voucher.loyalty_card.points_activated": loyalty.points_activated,
+        "customer.voucher.loyalty_card.points_expired": loyalty.points_expired,
+        "customer.voucher.loyalty_card.pending_points.added": loyalty.pending_points_added,
+        "customer.voucher.loyalty_card.pending_points.updated": loyalty.pending_points_updated,
+        "customer.voucher.loyalty_card.pending_points.activated": loyalty.pending_points_activated,
+        "customer.voucher.loyalty_card.pending_points.canceled": loyalty.pending_points_canceled,
         "customer.voucher.gift.balance_added": loyalty.gift_balance_added,
+        "customer.loyalty.tier.joined": loyalty_tiers.tier_change,
+        "customer.loyalty.tier.left": loyalty_tiers.tier_change,
+        "customer.loyalty.tier.upgraded": loyalty_tiers.tier_change,
+        "customer.loyalty.tier.downgraded": loyalty_tiers.tier_change,
+        "customer.loyalty.tier.prolonged": loyalty_tiers.tier_change,
+        "customer.loyalty.tier.expiration.changed": loyalty_tiers.tier_change,
+        "customer.loyalty.updated": loyalty_tiers.tier_change,
         "customer.rewarded": rewards.rewarded,
         "customer.rewarded.loyalty_points": rewards.rewarded_loyalty_points,
-        "customer.sms.sent": distribution.notification,
-        "customer.sms.failed": distribution.notification,
-        "customer.email.sent": distribution.notification,
-        "customer.email.failed": distribution.notification,
-        "customer.activecampaign.sent": distribution.notification,
-        "customer.braze.sent": distribution.notification,
-        "customer.mailchimp.sent": distribution.notification,
-        "customer.intercom.sent": distribution.notification,
-        "customer.intercom.failed": distribution.notification,
+        "customer.reward_redemptions.created": reward_redemptions.reward_redemption,
+        "customer.reward_redemptions.pending": reward_redemptions.reward_redemption,
+        "customer.reward_redemptions.completed": reward_redemptions.reward_redemption,
+        "customer.reward_redemptions.rolledback": reward_redemptions.reward_redemption,
+        "customer.order.created": orders.order_event,
+        "customer.order.updated": orders.order_event,
+        "customer.order.paid": orders.order_event,
+        "customer.order.fulfilled": orders.order_event,
+        "customer.order.processing": orders.order_event,
+        "customer.order.canceled": orders.order_event,
+        "customer.holder.assignment.created": holders.holder_assignment,
+        "customer.holder.assignment.deleted": holders.holder_assignment,
+        # every channel's sent, failed and recovered
+        **{
+            f"customer.{channel}.{outcome}": distribution.notification
+            for channel in NOTIFICATION_CHANNELS
+            for outcome in ("sent", "failed", "recovered")
+        },
         "customer.segment.entered": segments.segment_entered,
         "customer.segment.left": segments.segment_left,
         "customer.publication.succeeded": publications.publication_succeeded,
@@ -65,7 +95,7 @@ SEED_HANDLERS: Final[Mapping[str, Handler]] = MappingProxyType(
         "customer.custom_event": custom.custom_event,
     }
 )
-assert SEED_HANDLERS.keys() == SEED_TYPES, "every seed type has exactly one handler"
+assert HANDLERS.keys() == KNOWN_TYPES, "every catalogue type has exactly one handler"
 
 
 class Router:
@@ -79,7 +109,7 @@ class Router:
 
     def __init__(
         self,
-        handlers: Mapping[str, Handler] = SEED_HANDLERS,
+        handlers: Mapping[str, Handler] = HANDLERS,
         fallback: Handler = forward,
     ) -> None:
         table: dict[str, Handler] = {}

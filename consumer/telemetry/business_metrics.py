@@ -84,7 +84,24 @@ _ROLLBACK_RESULTS: Final = {"rollback_succeeded": "succeeded", "rollback_failed"
 _OUTCOMES: Final = ("sent", "failed", "recovered")
 _CHANNELS: Final = frozenset(NOTIFICATION_CHANNELS)
 _LIFECYCLE: Final = ("created", "updated", "deleted", "confirmed")
-_LOYALTY_OPS: Final = ("added", "transferred")
+_VOUCHER_DELETED: Final = "voucher_deleted"
+_LOYALTY_OPS: Final = ("added", "transferred", "activated")
+_EXPIRED: Final = "expired"
+_PENDING_OPS: Final = {f"pending_{op}": op for op in ("added", "updated", "activated", "canceled")}
+_ORDER_STATUSES: Final = ("created", "updated", "paid", "fulfilled", "processing", "canceled")
+_TIER_CHANGES: Final = (
+    "joined",
+    "left",
+    "upgraded",
+    "downgraded",
+    "prolonged",
+    "expiration_changed",
+    "updated",
+)
+_REWARD_REDEMPTION_STATUSES: Final = ("created", "pending", "completed", "rolledback")
+_REWARD_TYPES: Final = {"CAMPAIGN": "campaign", "COIN": "coin", "MATERIAL": "material"}
+_VALIDATION_RESULTS: Final = ("succeeded", "failed")
+_HOLDER_CHANGES: Final = ("created", "deleted")
 _SEGMENT_CHANGES: Final = ("entered", "left")
 _CONSENT_CHANGES: Final = ("given", "revoked")
 _PUBLICATION_RESULTS: Final = ("succeeded", "failed")
@@ -176,6 +193,58 @@ class BusinessMetrics:
         )
         self.referrals = Counter("voucherify_referrals", "Converted referrals.", registry=registry)
         self.custom_events = Counter("voucherify_custom_events", "Custom events.", registry=registry)
+        self.vouchers_deleted = Counter(
+            "voucherify_vouchers_deleted", "Customers' vouchers deleted.", registry=registry
+        )
+        self.loyalty_points_expired = Counter(
+            "voucherify_loyalty_points_expired",
+            "Loyalty points that expired on loyalty cards.",
+            registry=registry,
+        )
+        self.pending_points = Counter(
+            "voucherify_loyalty_pending_points",
+            "Pending loyalty points by operation (added, updated, activated, canceled): the pending"
+            " entry's points (after the change, for updated).",
+            ["operation"],
+            registry=registry,
+        )
+        self.orders = Counter("voucherify_orders", "Order events by status.", ["status"], registry=registry)
+        self.order_amount = Counter(
+            "voucherify_order_amount_minor_units",
+            "Order amounts before discounts, by order event status, in minor units.",
+            ["status"],
+            registry=registry,
+        )
+        self.order_discount = Counter(
+            "voucherify_order_discount_minor_units",
+            "Order discounts, by order event status, in minor units.",
+            ["status"],
+            registry=registry,
+        )
+        self.tier_changes = Counter(
+            "voucherify_loyalty_tier_changes",
+            "Loyalty tier changes by kind (joined, left, upgraded, downgraded, prolonged, ...).",
+            ["change"],
+            registry=registry,
+        )
+        self.reward_redemptions = Counter(
+            "voucherify_reward_redemptions",
+            "Reward redemptions by status and reward type.",
+            ["status", "reward_type"],
+            registry=registry,
+        )
+        self.validations = Counter(
+            "voucherify_validations",
+            "Validations by result and Voucherify failure code ('' when none, 'other' when unknown).",
+            ["result", "failure_code"],
+            registry=registry,
+        )
+        self.holder_assignments = Counter(
+            "voucherify_holder_assignments",
+            "Redeemable holder assignments created or deleted.",
+            ["change"],
+            registry=registry,
+        )
 
         # Labelled children, cached: .labels() takes a lock and builds a key on every call.
         self._children: dict[tuple[Any, ...], Any] = {}
@@ -192,6 +261,11 @@ class BusinessMetrics:
             s["lifecycle"]: self._lifecycle,
             s["referrals"]: self._referral,
             s["custom-events"]: self._custom_event,
+            s["orders"]: self._order,
+            s["loyalty-tiers"]: self._tier_change,
+            s["reward-redemptions"]: self._reward_redemption,
+            s["validations"]: self._validation,
+            s["holders"]: self._holder,
         }
 
     def _child(self, metric: Counter, *labels: str) -> Any:
@@ -220,6 +294,20 @@ class BusinessMetrics:
             self._child(self.consent_changes, change)
         for change in _LIFECYCLE:
             self._child(self.customer_lifecycle, change)
+        for op in _PENDING_OPS.values():
+            self._child(self.pending_points, op)
+        for status in _ORDER_STATUSES:
+            for metric in (self.orders, self.order_amount, self.order_discount):
+                self._child(metric, status)
+        for change in _TIER_CHANGES:
+            self._child(self.tier_changes, change)
+        for status in _REWARD_REDEMPTION_STATUSES:
+            for reward_type in (*_REWARD_TYPES.values(), OTHER):
+                self._child(self.reward_redemptions, status, reward_type)
+        for result in _VALIDATION_RESULTS:
+            self._child(self.validations, result, "")
+        for change in _HOLDER_CHANGES:
+            self._child(self.holder_assignments, change)
 
     def observe(self, results: Sequence[Result]) -> None:
         """Update the metrics from one batch of handler results."""
@@ -251,8 +339,16 @@ class BusinessMetrics:
 
     def _loyalty(self, v: dict[str, Any]) -> None:
         points = v.get("points")
-        if type(points) is int and points > 0:
-            self._child(self.loyalty_points, _bounded(v.get("operation"), _LOYALTY_OPS)).inc(points)
+        if type(points) is not int or points <= 0:
+            return
+        op = v.get("operation")
+        pending = _PENDING_OPS.get(op) if type(op) is str else None
+        if pending is not None:
+            self._child(self.pending_points, pending).inc(points)
+        elif op == _EXPIRED:
+            self.loyalty_points_expired.inc(points)
+        else:
+            self._child(self.loyalty_points, _bounded(op, _LOYALTY_OPS)).inc(points)
 
     def _gift(self, v: dict[str, Any]) -> None:
         amount = v.get("amount")
@@ -273,10 +369,40 @@ class BusinessMetrics:
         self._child(self.consent_changes, _bounded(v.get("change"), _CONSENT_CHANGES)).inc()
 
     def _lifecycle(self, v: dict[str, Any]) -> None:
-        self._child(self.customer_lifecycle, _bounded(v.get("change"), _LIFECYCLE)).inc()
+        change = v.get("change")
+        if change == _VOUCHER_DELETED:  # a voucher's lifecycle, not the customer's
+            self.vouchers_deleted.inc()
+            return
+        self._child(self.customer_lifecycle, _bounded(change, _LIFECYCLE)).inc()
 
     def _referral(self, v: dict[str, Any]) -> None:
         self.referrals.inc()
 
     def _custom_event(self, v: dict[str, Any]) -> None:
         self.custom_events.inc()
+
+    def _order(self, v: dict[str, Any]) -> None:
+        status = _bounded(v.get("status"), _ORDER_STATUSES)
+        self._child(self.orders, status).inc()
+        amount = v.get("amount")
+        if type(amount) is int and amount > 0:
+            self._child(self.order_amount, status).inc(amount)
+        discount = v.get("discount_amount")
+        if type(discount) is int and discount > 0:
+            self._child(self.order_discount, status).inc(discount)
+
+    def _tier_change(self, v: dict[str, Any]) -> None:
+        self._child(self.tier_changes, _bounded(v.get("change"), _TIER_CHANGES)).inc()
+
+    def _reward_redemption(self, v: dict[str, Any]) -> None:
+        status = _bounded(v.get("status"), _REWARD_REDEMPTION_STATUSES)
+        reward_type = v.get("reward_type")
+        label = _REWARD_TYPES.get(reward_type, OTHER) if type(reward_type) is str else OTHER
+        self._child(self.reward_redemptions, status, label).inc()
+
+    def _validation(self, v: dict[str, Any]) -> None:
+        result = _bounded(v.get("result"), _VALIDATION_RESULTS)
+        self._child(self.validations, result, failure_code_label(v.get("failure_code"))).inc()
+
+    def _holder(self, v: dict[str, Any]) -> None:
+        self._child(self.holder_assignments, _bounded(v.get("change"), _HOLDER_CHANGES)).inc()

@@ -32,10 +32,12 @@ from consumer.pipeline.handlers import (
     segments,
 )
 from consumer.pipeline.handlers._common import TEXT_LIMIT, bounded_text
+from consumer.pipeline.router import HANDLERS
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO.parent / "shared" / "voucherify" / "examples"
 SEED_FIXTURES = REPO / "tests" / "fixtures" / "seed"
+CATALOGUE_FIXTURES = REPO / "tests" / "fixtures" / "catalogue"
 RESULTS_DIR = REPO / "avro" / "results"
 
 
@@ -45,9 +47,9 @@ def codec() -> AvroCodec:
 
 
 def payload_files() -> dict[str, Path]:
-    """Event type -> its payload: the corpus, then the seed fixtures for the rest."""
+    """Event type -> its payload: the corpus, then the seed and catalogue fixtures for the rest."""
     files = {p.name.removesuffix(".json"): p for p in sorted(EXAMPLES.glob("*.json"))}
-    for p in sorted(SEED_FIXTURES.glob("*.json")):
+    for p in sorted(SEED_FIXTURES.glob("*.json")) + sorted(CATALOGUE_FIXTURES.glob("*.json")):
         files.setdefault(p.name.removesuffix(".json"), p)
     return files
 
@@ -119,6 +121,10 @@ HANDLER_OF: dict[str, Any] = {
     "customer.referred": referrals.customer_referred,
     "customer.custom_event": custom.custom_event,
 }
+
+# Every catalogue type: the seed's above, the newer ones as routed (their values are checked
+# in test_catalogue_handlers.py).
+ALL_HANDLERS: dict[str, Any] = {**HANDLER_OF, **{t: HANDLERS[t] for t in KNOWN_TYPES - SEED_TYPES}}
 
 JACK = "cust_IdgAFZxYwwHctOk9pPuMu308"
 LENA = "cust_Lq7XwT2mN8bVc4RkZp1Hs9Ej"
@@ -448,7 +454,7 @@ def all_payloads() -> list[str]:
 @pytest.mark.parametrize("event_type", all_payloads())
 def test_result_encodes_against_its_schema(event_type: str) -> None:
     activity = load_activity(event_type)
-    handler = HANDLER_OF.get(event_type, fallback.forward)
+    handler = ALL_HANDLERS.get(event_type, fallback.forward)
     for result in handler(activity):
         assert avro_roundtrip(result) == result.value
 
@@ -499,7 +505,7 @@ def test_payloads_do_carry_personal_data() -> None:
 def test_no_personal_data_in_results(event_type: str) -> None:
     payload = load_json(event_type)
     personal = _personal_strings(payload)
-    handler = HANDLER_OF.get(event_type, fallback.forward)
+    handler = ALL_HANDLERS.get(event_type, fallback.forward)
     for result in handler(activity_of(payload)):
         for s in _strings(result.value):
             leaked = [p for p in personal if p in s]
@@ -514,7 +520,7 @@ EMPTY_DATA: list[dict[str, Any]] = [
 ]
 
 
-@pytest.mark.parametrize("event_type", sorted(HANDLER_OF))
+@pytest.mark.parametrize("event_type", sorted(ALL_HANDLERS))
 @pytest.mark.parametrize("data", EMPTY_DATA, ids=["empty", "generic", "wrong-types"])
 def test_handlers_survive_missing_fields(event_type: str, data: dict[str, Any]) -> None:
     activity = Activity(
@@ -525,7 +531,7 @@ def test_handlers_survive_missing_fields(event_type: str, data: dict[str, Any]) 
         data=data,
         created_at_ms=0,
     )
-    (result,) = HANDLER_OF[event_type](activity)
+    (result,) = ALL_HANDLERS[event_type](activity)
     assert result.value["customer_id"] is None
     assert result.key is None
     assert avro_roundtrip(result) == result.value

@@ -1,5 +1,5 @@
-"""Router: each seed type reaches its handler, aliases route like their canonical name, and
-every other type (newer or unknown) is forwarded to `other`, never an error."""
+"""Router: each catalogue type reaches its typed handler, aliases route like their canonical
+name, and only types the catalogue does not know are forwarded to `other`, never an error."""
 
 from __future__ import annotations
 
@@ -14,11 +14,13 @@ from consumer.contract import RESULT_SCHEMAS, STREAM_SCHEMAS, STREAMS
 from consumer.model import Activity, Result, activity_from_record
 from consumer.pipeline.codec import AvroCodec
 from consumer.pipeline.handlers import distribution, fallback, segments
-from consumer.pipeline.router import SEED_HANDLERS, Router
+from consumer.pipeline.router import HANDLERS, Router
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO.parent / "shared" / "voucherify" / "examples"
 SEED_FIXTURES = REPO / "tests" / "fixtures" / "seed"
+CATALOGUE_FIXTURES = REPO / "tests" / "fixtures" / "catalogue"
+OPENAPI = REPO.parent / "shared" / "voucherify" / "customer-activity.openapi-schemas.json"
 RESULTS_DIR = REPO / "avro" / "results"
 CODEC = AvroCodec()
 NEWER_TYPES = sorted(KNOWN_TYPES - SEED_TYPES)
@@ -61,7 +63,7 @@ STREAM_OF_SEED_TYPE: dict[str, str] = {
 
 
 def payload(event_type: str) -> dict[str, Any]:
-    for folder in (EXAMPLES, SEED_FIXTURES):
+    for folder in (EXAMPLES, SEED_FIXTURES, CATALOGUE_FIXTURES):
         path = folder / f"{event_type}.json"
         if path.exists():
             data: dict[str, Any] = json.loads(path.read_text())
@@ -74,7 +76,11 @@ def activity_of(obj: dict[str, Any]) -> Activity:
 
 
 def corpus_and_fixtures() -> list[Path]:
-    return sorted(EXAMPLES.glob("*.json")) + sorted(SEED_FIXTURES.glob("*.json"))
+    return (
+        sorted(EXAMPLES.glob("*.json"))
+        + sorted(SEED_FIXTURES.glob("*.json"))
+        + sorted(CATALOGUE_FIXTURES.glob("*.json"))
+    )
 
 
 def test_streams_and_schemas() -> None:
@@ -90,6 +96,11 @@ def test_streams_and_schemas() -> None:
         "referrals",
         "custom-events",
         "rewards",
+        "orders",
+        "loyalty-tiers",
+        "reward-redemptions",
+        "validations",
+        "holders",
         "other",
     )
     assert tuple(STREAM_SCHEMAS) == STREAMS
@@ -116,11 +127,11 @@ def test_every_result_schema_has_a_self_contained_file_with_the_common_fields() 
                 assert branch in ("null", "string", "long", "boolean") or branch.get("type") in ("long", "array")
 
 
-def test_seed_handlers_cover_the_seed_types() -> None:
-    assert set(SEED_HANDLERS) == SEED_TYPES
+def test_handlers_cover_the_catalogue() -> None:
+    assert set(HANDLERS) == KNOWN_TYPES
     router = Router()
-    for event_type in SEED_TYPES:
-        assert router.handler_for(event_type) is SEED_HANDLERS[event_type]
+    for event_type in KNOWN_TYPES:
+        assert router.handler_for(event_type) is HANDLERS[event_type]
         assert router.handler_for(event_type) is not fallback.forward
 
 
@@ -129,7 +140,7 @@ def test_each_seed_type_routes_to_its_handler(event_type: str) -> None:
     activity = activity_of(payload(event_type))
     results = Router().route(activity)
     assert [r.stream for r in results] == [STREAM_OF_SEED_TYPE[event_type]]
-    assert results == SEED_HANDLERS[event_type](activity)
+    assert results == HANDLERS[event_type](activity)
     assert results[0].value["activity_id"] == activity.id
 
 
@@ -169,26 +180,34 @@ def test_seed_spelling_of_segment_entered() -> None:
     assert result.value["change"] == "entered"
 
 
-@pytest.mark.parametrize("event_type", NEWER_TYPES)
-def test_newer_types_are_forwarded(event_type: str) -> None:
-    assert Router().handler_for(event_type) is fallback.forward
+CURRENT_TYPES = json.loads(OPENAPI.read_text())["CustomerActivity.type"]
 
 
-def test_a_newer_type_goes_to_other() -> None:
-    activity = activity_of(payload("customer.order.paid"))
-    (result,) = Router().route(activity)
-    assert result.stream == "other"
-    assert result.value["known"] is True
-    assert result.value["activity_type"] == "customer.order.paid"
-    assert json.loads(result.value["data_json"])["order"]["id"] == payload("customer.order.paid")["data"]["order"]["id"]
+def test_the_catalogue_is_todays_api_plus_the_seed() -> None:
+    assert len(CURRENT_TYPES) == 74
+    assert set(CURRENT_TYPES) | SEED_TYPES == KNOWN_TYPES
+    assert len(NEWER_TYPES) == 46
 
 
-def test_a_newer_distribution_type_goes_to_other() -> None:
-    obj = payload("customer.email.sent")
-    obj["type"] = "customer.email.recovered"
-    (result,) = Router().route(activity_of(obj))
-    assert result.stream == "other"
-    assert result.value["known"] is True
+@pytest.mark.parametrize("event_type", CURRENT_TYPES)
+def test_no_catalogue_type_routes_to_the_fallback(event_type: str) -> None:
+    """Every type of today's API, sent as its payload, lands on a typed stream."""
+    router = Router()
+    assert router.handler_for(event_type) is not fallback.forward
+    activity = activity_of(payload(event_type))
+    results = router.route(activity)
+    assert results, event_type
+    for r in results:
+        assert r.stream != "other"
+        assert r.schema == STREAM_SCHEMAS[r.stream]
+        assert r.value["activity_type"] == event_type
+
+
+def test_only_unknown_types_reach_other() -> None:
+    router = Router()
+    for path in corpus_and_fixtures():
+        for r in router.route(activity_of(json.loads(path.read_text()))):
+            assert r.stream != "other", path.name
 
 
 @pytest.mark.parametrize("event_type", ["customer.hologram.beamed", "nonsense", ""])
@@ -216,7 +235,7 @@ def test_route_all_is_route_in_order() -> None:
     assert router.route_all(activities) == expected
     assert len(expected) == len(activities)
     streams = {r.stream for r in expected}
-    assert streams == set(STREAMS)  # the corpus and fixtures reach every stream
+    assert streams == set(STREAMS) - {"other"}  # the corpus and fixtures reach every typed stream
 
 
 def test_custom_tables_and_fallback() -> None:

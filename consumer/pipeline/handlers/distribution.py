@@ -49,6 +49,6 @@ def notification(activity: Activity) -> list[Result]:
         "channel": channel,
         "outcome": outcome,
         "distribution_id": text(distribution, "id"),
-        "failure_reason": _reason(distribution) if distribution is not None and outcome != "sent" else None,
+        "failure_reason": _reason(distribution) if distribution is not None and outcome == "failed" else None,
     }
     return [emit(activity, "notifications", customer_id(data), value)]
