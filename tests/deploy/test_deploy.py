@@ -261,6 +261,8 @@ def test_required_alerts_exist() -> None:
         and "activity_consumer_events_consumed_total" in e, "dead-letter ratio")  # fmt: skip
     has(lambda e: "voucherify_notifications_total" in e and "by (channel)" in e
         and 'outcome="failed"' in e, "notification failure ratio per channel")  # fmt: skip
+    has(lambda e: "voucherify_validations_total" in e and 'result="failed"' in e
+        and "/" in e, "validation failure ratio")  # fmt: skip
     has(lambda e: "activity_consumer_events_consumed_total" in e and "increase(" in e
         and "== 0" in e, "no events consumed")  # fmt: skip
     has(lambda e: re.search(r'^\s*up\{job="customer-activity-consumer"\}\s*==\s*0', e),
@@ -745,6 +747,20 @@ REQUIRED_PANELS: dict[str, tuple[set[str], str]] = {
         'outcome="failed"',
     ),
     "consent changes": ({"voucherify_consent_changes_total"}, ""),
+    "orders by status": ({"voucherify_orders_total"}, "by (status)"),
+    "order amounts and discounts": (
+        {"voucherify_order_amount_minor_units_total", "voucherify_order_discount_minor_units_total"},
+        "by (status)",
+    ),
+    "loyalty tier changes": ({"voucherify_loyalty_tier_changes_total"}, "by (change)"),
+    "pending and expired points": (
+        {"voucherify_loyalty_pending_points_total", "voucherify_loyalty_points_expired_total"},
+        "by (operation)",
+    ),
+    "reward redemptions by status": ({"voucherify_reward_redemptions_total"}, "by (status)"),
+    "reward redemptions by reward type": ({"voucherify_reward_redemptions_total"}, "reward_type"),
+    "validation failure ratio": ({"voucherify_validations_total"}, 'result="failed"'),
+    "validations by failure code": ({"voucherify_validations_total"}, "failure_code"),
     "commits and rebalances": ({"activity_consumer_commits_total"}, ""),
     "rebalances": ({"activity_consumer_rebalances_total"}, ""),
     "producer queue": ({"activity_consumer_producer_queue_messages"}, ""),
