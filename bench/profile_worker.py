@@ -38,6 +38,7 @@ from consumer.pipeline.codec.results import ResultEncoder
 from consumer.pipeline.router import Router
 from consumer.runtime.worker import Worker
 from consumer.telemetry import logs
+from consumer.telemetry.kafka_logs import routed
 from consumer.telemetry.metrics import PipelineMetrics, new_registry
 
 INPUT = "customer-activity"
@@ -72,14 +73,16 @@ def stage_timings(bootstrap: str, msgs: list[Message], worker: Worker, repeat: i
     encoder = ResultEncoder(SchemaStore())
     values = [m.value() for m in msgs]
     producer = Producer(
-        {
-            "bootstrap.servers": bootstrap,
-            "enable.idempotence": True,
-            "acks": "all",
-            "linger.ms": 5,
-            "compression.type": "lz4",
-            "queue.buffering.max.messages": 500_000,
-        }
+        routed(
+            {
+                "bootstrap.servers": bootstrap,
+                "enable.idempotence": True,
+                "acks": "all",
+                "linger.ms": 5,
+                "compression.type": "lz4",
+                "queue.buffering.max.messages": 500_000,
+            }
+        )
     )
     topic = "bench.profile.produce"
     create_topics(bootstrap, {topic: 4})

@@ -16,6 +16,7 @@ from confluent_kafka import Consumer, KafkaError, Message, Producer
 
 from consumer.cli.produce import customer_key
 from consumer.pipeline.codec import AvroCodec
+from consumer.telemetry.kafka_logs import routed
 from tests.integration.worker_support import templates
 
 Event = tuple[str, str | None, bytes]  # (activity id, key, framed value)
@@ -56,7 +57,7 @@ def build_stream(n: int, seed: int = 1) -> list[Event]:
 
 def produce(bootstrap: str, topic: str, stream: list[Event]) -> float:
     """Write the stream (with an `activity-id` header, like the tests); returns seconds taken."""
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 10, "enable.idempotence": True})
+    producer = Producer(routed({"bootstrap.servers": bootstrap, "linger.ms": 10, "enable.idempotence": True}))
     errors: list[str] = []
 
     def report(err: Any, _msg: Any) -> None:
@@ -81,14 +82,16 @@ def produce(bootstrap: str, topic: str, stream: list[Event]) -> float:
 def prefetch(bootstrap: str, topic: str, n: int, timeout: float = 60.0) -> list[Message]:
     """Read the first n records of `topic` (all partitions) into memory, real Message objects."""
     consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"bench-prefetch-{uuid.uuid4().hex[:8]}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-            "session.timeout.ms": 6000,
-            "heartbeat.interval.ms": 500,
-        }
+        routed(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": f"bench-prefetch-{uuid.uuid4().hex[:8]}",
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": False,
+                "session.timeout.ms": 6000,
+                "heartbeat.interval.ms": 500,
+            }
+        )
     )
     out: list[Message] = []
     try:

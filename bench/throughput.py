@@ -40,6 +40,7 @@ from consumer.pipeline.codec.results import ResultEncoder
 from consumer.pipeline.router import Router
 from consumer.runtime.worker import Worker
 from consumer.telemetry import logs
+from consumer.telemetry.kafka_logs import routed
 
 INPUT = "customer-activity"
 BATCH = 500
@@ -75,13 +76,15 @@ def _group(name: str) -> str:
 
 def _consumer(bootstrap: str, name: str) -> Consumer:
     return Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": _group(name),
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-            **GROUP_TUNING,
-        }
+        routed(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": _group(name),
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": False,
+                **GROUP_TUNING,
+            }
+        )
     )
 
 
@@ -116,7 +119,7 @@ def plain_loop(bootstrap: str, n: int, prefix: str) -> Run:
     """consume(500); per event fastavro full decode with the writer schema, Router, ResultEncoder,
     produce (same producer config and headers as the worker's Sink); per batch flush + commit."""
     consumer = _consumer(bootstrap, "plain")
-    producer = Producer({"bootstrap.servers": bootstrap, **SINK_PRODUCER})
+    producer = Producer(routed({"bootstrap.servers": bootstrap, **SINK_PRODUCER}))
     writer = AvroCodec().current.parsed
     router = Router()
     encoder = ResultEncoder(SchemaStore())

@@ -11,6 +11,7 @@ from confluent_kafka import KafkaError, Message, Producer
 
 from consumer.config import Settings
 from consumer.pipeline.codec import AvroCodec, EncodeError, Framing
+from consumer.telemetry.kafka_logs import routed
 
 
 def customer_key(activity: dict[str, Any]) -> str | None:
@@ -39,11 +40,13 @@ def produce_lines(
     err = err or sys.stderr
     codec = AvroCodec(framing=framing, registry=registry)
     producer = Producer(
-        {
-            "bootstrap.servers": settings.bootstrap_servers,
-            "enable.idempotence": True,
-            **settings.kafka,
-        }
+        routed(
+            {
+                "bootstrap.servers": settings.bootstrap_servers,
+                "enable.idempotence": True,
+                **settings.kafka,
+            }
+        )
     )
     failures: list[str] = []
 

@@ -22,6 +22,7 @@ from consumer.config import Settings
 from consumer.pipeline.codec import AvroCodec
 from consumer.runtime.process import serve_worker
 from consumer.runtime.worker import Worker
+from consumer.telemetry.kafka_logs import routed
 
 INPUT_TOPIC = "customer-activity"
 _REPO = Path(__file__).resolve().parents[2]
@@ -55,13 +56,13 @@ def fresh(template: dict[str, Any], rng: random.Random) -> dict[str, Any]:
     return event
 
 
-def stream(bootstrap: str, rate: float, stop: threading.Event, sent: list[int]) -> None:
+def stream(bootstrap: str, rate: float, stop: threading.Event, sent: list[int], unsent: list[int]) -> None:
     """Produce the corpus mix at about `rate` events/s; 0.5% are undecodable on purpose."""
     rng = random.Random(7)
     corpus = load_corpus()
     codec = AvroCodec()
     keyed = [(e, customer_key(e)) for e in corpus]
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20})
+    producer = Producer(routed({"bootstrap.servers": bootstrap, "linger.ms": 20}))
     interval = 1.0 / rate if rate > 0 else 0.0
     next_at = time.monotonic()
     while not stop.is_set():
@@ -80,7 +81,7 @@ def stream(bootstrap: str, rate: float, stop: threading.Event, sent: list[int]) 
         delay = next_at - time.monotonic()
         if delay > 0:
             stop.wait(delay)
-    producer.flush(5)
+    unsent[0] = producer.flush(5)
 
 
 def _total(registry: Any, name: str) -> float:
@@ -126,7 +127,7 @@ def _stream_and_work(bootstrap: str, metrics_port: int, rate: float, duration: f
     ).validate()
     worker = Worker(settings)
     stop = threading.Event()
-    sent = [0]
+    sent, unsent = [0], [0]
 
     def stop_all() -> None:
         stop.set()
@@ -136,7 +137,7 @@ def _stream_and_work(bootstrap: str, metrics_port: int, rate: float, duration: f
     if timer is not None:
         timer.start()
     threads = [
-        threading.Thread(target=stream, args=(bootstrap, rate, stop, sent), daemon=True),
+        threading.Thread(target=stream, args=(bootstrap, rate, stop, sent, unsent), daemon=True),
         threading.Thread(target=summary, args=(worker, sent, time.monotonic(), stop), daemon=True),
     ]
     for t in threads:
@@ -149,5 +150,6 @@ def _stream_and_work(bootstrap: str, metrics_port: int, rate: float, duration: f
         timer.cancel()
     for t in threads:
         t.join(timeout=10)
-    print(f"stopped cleanly: {worker.processed} events processed", file=sys.stderr)
+    left = unsent[0] + worker.unflushed
+    print(f"stopped: {worker.processed} events processed, {left} records left in producer queues", file=sys.stderr)
     return code

@@ -34,6 +34,7 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
 from consumer.pipeline.topics import create_topics
+from consumer.telemetry.kafka_logs import routed
 
 __all__ = [
     "BrokerStartError",
@@ -103,13 +104,15 @@ def wait_for_broker(
     """
     deadline = time.monotonic() + timeout_s
     admin = AdminClient(
-        {
-            "bootstrap.servers": bootstrap_servers,
-            # Keep librdkafka retrying quickly while the broker is still coming up.
-            "reconnect.backoff.ms": 50,
-            "reconnect.backoff.max.ms": 250,
-            **(client_config or {}),
-        }
+        routed(
+            {
+                "bootstrap.servers": bootstrap_servers,
+                # Keep librdkafka retrying quickly while the broker is still coming up.
+                "reconnect.backoff.ms": 50,
+                "reconnect.backoff.max.ms": 250,
+                **(client_config or {}),
+            }
+        )
     )
     last_error = ""  # a string, not the exception: keeping that would pin this frame
     while True:

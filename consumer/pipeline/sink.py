@@ -14,6 +14,7 @@ from consumer.kafka_keys import CONSUMER_ONLY
 from consumer.model import Activity, Result
 from consumer.pipeline.codec.results import ResultEncoder
 from consumer.pipeline.topics import create_topics, partition_counts
+from consumer.telemetry.kafka_logs import routed
 from consumer.telemetry.logs import get as get_logger
 
 log = get_logger("consumer.pipeline.sink")
@@ -75,7 +76,7 @@ class Sink:
         }
         if transactional:
             conf["transactional.id"] = settings.effective_transactional_id()
-        self.producer = Producer(conf)
+        self.producer = Producer(routed(conf))
         self._admin_conf = {"bootstrap.servers": settings.bootstrap_servers, **shared}
         self._topics: dict[tuple[str, str], str] = {}
         self._ensured: set[str] = set()

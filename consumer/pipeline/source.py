@@ -9,6 +9,7 @@ from confluent_kafka import Consumer, Message, TopicPartition
 
 from consumer.config import Settings
 from consumer.kafka_keys import PRODUCER_ONLY
+from consumer.telemetry.kafka_logs import routed
 
 RebalanceCb = Callable[[Consumer, list[TopicPartition]], None]
 
@@ -43,7 +44,7 @@ class Source:
         error_cb: Callable[[Any], None] | None = None,
     ) -> None:
         self.settings = settings
-        self.consumer = Consumer(consumer_config(settings, stats_cb=stats_cb, error_cb=error_cb))
+        self.consumer = Consumer(routed(consumer_config(settings, stats_cb=stats_cb, error_cb=error_cb)))
         self._callbacks = (on_assign, on_revoke, on_lost)
 
     def subscribe(self) -> None:

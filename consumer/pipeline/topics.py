@@ -9,6 +9,8 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
+from consumer.telemetry.kafka_logs import routed
+
 
 def create_topics(
     bootstrap_servers: str,
@@ -26,7 +28,7 @@ def create_topics(
     """
     if not topics:
         return
-    admin = AdminClient({"bootstrap.servers": bootstrap_servers, **(client_config or {})})
+    admin = AdminClient(routed({"bootstrap.servers": bootstrap_servers, **(client_config or {})}))
     new_topics = [
         NewTopic(
             name,
@@ -80,6 +82,6 @@ def partition_counts(
     Never call this through the consumer inside a rebalance callback: a metadata request
     there upsets confluent-kafka's state for the surrounding `consume()`.
     """
-    admin = AdminClient({"bootstrap.servers": bootstrap_servers, **(client_config or {})})
+    admin = AdminClient(routed({"bootstrap.servers": bootstrap_servers, **(client_config or {})}))
     md = admin.list_topics(timeout=10)
     return {t: len(md.topics[t].partitions) for t in topics if t in md.topics and md.topics[t].error is None}

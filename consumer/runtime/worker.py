@@ -91,6 +91,7 @@ class Worker:
         self._assigned: set[tuple[str, int]] = set()
         self._new_sources: set[str] = set()
         self.processed = 0
+        self.unflushed = 0  # records still in the producer's queue after shutdown
 
     # -- rebalance ------------------------------------------------------------------------
     def _on_assign(self, _c: Consumer, partitions: list[TopicPartition]) -> None:
@@ -187,8 +188,8 @@ class Worker:
                 self.source.close()
             except DeliveryFailed as exc:
                 log.error("delivery_failed_on_close", error=str(exc))
-            left = self.sink.flush(max(0.0, deadline - time.monotonic()))
-            log.info("worker_stopped", processed=self.processed, unflushed=left)
+            self.unflushed = self.sink.flush(max(0.0, deadline - time.monotonic()))
+            log.info("worker_stopped", processed=self.processed, unflushed=self.unflushed)
 
     def process(self, msgs: list[Message]) -> None:
         """Decode, route and forward one batch; hand every record to a ticket."""

@@ -16,6 +16,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 
+from consumer.telemetry.kafka_logs import routed
 from tests.faults.mock_cluster import ApiKey, MockCluster, MockClusterError
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(60)]
@@ -43,21 +44,25 @@ class DeliveryLog:
 
 def _producer(cluster: MockCluster, **extra: Any) -> Producer:
     return Producer(
-        {
-            "bootstrap.servers": cluster.bootstraps,
-            "enable.idempotence": True,
-            "linger.ms": 5,
-            "retry.backoff.ms": 50,
-            "reconnect.backoff.max.ms": 500,
-            "message.timeout.ms": 30000,
-            **extra,
-        }
+        routed(
+            {
+                "bootstrap.servers": cluster.bootstraps,
+                "enable.idempotence": True,
+                "linger.ms": 5,
+                "retry.backoff.ms": 50,
+                "reconnect.backoff.max.ms": 500,
+                "message.timeout.ms": 30000,
+                **extra,
+            }
+        )
     )
 
 
 def _read_all(cluster: MockCluster, topic: str, partitions: int, count: int) -> list[str]:
     """Read ``count`` values from the start of every partition, without a consumer group."""
-    consumer = Consumer({"bootstrap.servers": cluster.bootstraps, "group.id": "reader", "enable.auto.commit": False})
+    consumer = Consumer(
+        routed({"bootstrap.servers": cluster.bootstraps, "group.id": "reader", "enable.auto.commit": False})
+    )
     consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
     values: list[str] = []
     deadline = time.monotonic() + 30
@@ -165,14 +170,16 @@ def test_commit_errors_surface_or_are_retried(mock_cluster: MockCluster) -> None
 
     mock_cluster.start_request_tracking()
     consumer = Consumer(
-        {
-            "bootstrap.servers": mock_cluster.bootstraps,
-            "group.id": "committer",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-            "session.timeout.ms": 6000,
-            "heartbeat.interval.ms": 500,
-        }
+        routed(
+            {
+                "bootstrap.servers": mock_cluster.bootstraps,
+                "group.id": "committer",
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": False,
+                "session.timeout.ms": 6000,
+                "heartbeat.interval.ms": 500,
+            }
+        )
     )
     try:
         consumer.subscribe([topic])

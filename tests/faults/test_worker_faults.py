@@ -13,7 +13,6 @@ from collections.abc import Iterator
 import pytest
 from confluent_kafka import KafkaError
 
-from consumer.pipeline.sink import DeliveryFailed
 from consumer.runtime.worker import Worker
 from tests.faults.mock_cluster import ApiKey, MockCluster
 from tests.faults.worker_harness import (
@@ -129,10 +128,8 @@ def test_undeliverable_results_stop_the_worker_before_their_offsets_are_committe
     mock_cluster.broker_set_down(OUTPUT_LEADER)
     produce(mock_cluster.bootstraps, topic, doomed)
     outcome = first.outcome(30)
-    # Non-zero exit. (`run()` should return 1; today the DeliveryFailed escapes it instead, from the
-    # revoke callback of `close()`: see test_worker_faults_known_bugs.py. Either way nothing commits.)
-    assert outcome != 0
-    assert isinstance(outcome, int | DeliveryFailed), outcome
+    # A lost delivery ends the worker: run() returns 1, nothing escapes it.
+    assert outcome == 1, outcome
     # Nothing consumed during the outage was delivered, so nothing past the first part is committed.
     assert committed(mock_cluster, group, topic, PARTITIONS) == delivered_end
 

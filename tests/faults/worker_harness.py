@@ -29,6 +29,7 @@ from consumer.model import activity_from_record
 from consumer.pipeline.codec import AvroCodec, DecodeError
 from consumer.pipeline.router import Router
 from consumer.runtime.worker import Worker
+from consumer.telemetry.kafka_logs import routed
 from tests.faults.mock_cluster import MockCluster
 from tests.integration.worker_support import Record, read_all
 
@@ -162,7 +163,9 @@ def wait_until(condition: Any, timeout: float, what: str, interval: float = 0.05
 @contextmanager
 def group_reader(cluster: MockCluster, group: str) -> Iterator[Consumer]:
     """A consumer in `group` that never subscribes: it only reads the group's committed offsets."""
-    consumer = Consumer({"bootstrap.servers": cluster.bootstraps, "group.id": group, "enable.auto.commit": False})
+    consumer = Consumer(
+        routed({"bootstrap.servers": cluster.bootstraps, "group.id": group, "enable.auto.commit": False})
+    )
     try:
         yield consumer
     finally:

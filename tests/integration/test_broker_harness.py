@@ -14,6 +14,7 @@ from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartit
 from confluent_kafka.admin import AdminClient
 
 from consumer.devtools.embedded_broker import BrokerStartError, EmbeddedBroker, create_topics
+from consumer.telemetry.kafka_logs import routed
 from tests.conftest import TopicFactory
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
@@ -34,7 +35,7 @@ def _where(msg: Message) -> tuple[int, int]:
 
 def _produce_keyed(bootstrap: str, topic: str, count: int, start: int = 0) -> dict[int, list[str]]:
     """Produce ``count`` keyed messages; return the values per partition in offset order."""
-    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 5})
+    producer = Producer(routed({"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 5}))
     delivered: dict[int, list[tuple[int, str]]] = defaultdict(list)
     errors: list[KafkaError] = []
 
@@ -82,7 +83,7 @@ def test_roundtrip_exact_set_and_partition_order(
     produced = _produce_keyed(kafka_bootstrap, topic, 1000)
     assert set(produced) == {0, 1, 2, 3}, "keys should spread over all 4 partitions"
 
-    consumer = Consumer({**consumer_config, "enable.auto.commit": False})
+    consumer = Consumer(routed({**consumer_config, "enable.auto.commit": False}))
     consumer.subscribe([topic])
     try:
         started = time.monotonic()
@@ -120,7 +121,7 @@ def test_second_member_resumes_after_committed_offsets(
     _produce_keyed(kafka_bootstrap, topic, 200)
     config = {**consumer_config, "enable.auto.commit": False}
 
-    first = Consumer(config)
+    first = Consumer(routed(config))
     first.subscribe([topic])
     try:
         batch_a = _consume(first, 120)
@@ -131,7 +132,7 @@ def test_second_member_resumes_after_committed_offsets(
         first.close()
 
     # What the broker stored is exactly where the first member stopped.
-    second = Consumer(config)
+    second = Consumer(routed(config))
     try:
         committed = second.committed([TopicPartition(topic, p) for p in range(4)], timeout=10)
         stored = {tp.partition: tp.offset for tp in committed}
@@ -161,7 +162,7 @@ def test_second_member_resumes_after_committed_offsets(
 def test_create_topics_is_idempotent_and_waits_for_leaders(kafka_bootstrap: str, topic_factory: TopicFactory) -> None:
     name = topic_factory(3)
     create_topics(kafka_bootstrap, {name: 3})  # already exists: accepted
-    metadata = AdminClient({"bootstrap.servers": kafka_bootstrap}).list_topics(name, timeout=10)
+    metadata = AdminClient(routed({"bootstrap.servers": kafka_bootstrap})).list_topics(name, timeout=10)
     partitions = metadata.topics[name].partitions
     assert sorted(partitions) == [0, 1, 2]
     assert all(p.leader >= 0 for p in partitions.values())
@@ -175,7 +176,7 @@ def test_embedded_broker_lifecycle(tmp_path: Path) -> None:
         assert broker.startup_seconds is not None and broker.startup_seconds < 20
         pid = broker.pid
         assert pid is not None
-        metadata = AdminClient({"bootstrap.servers": broker.bootstrap_servers}).list_topics(timeout=10)
+        metadata = AdminClient(routed({"bootstrap.servers": broker.bootstrap_servers})).list_topics(timeout=10)
         assert metadata.cluster_id == broker.cluster_id
         broker.start()  # already running: no-op
         assert broker.pid == pid

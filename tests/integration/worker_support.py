@@ -18,6 +18,7 @@ from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from consumer.catalogue import SEED_TYPES, canonical
 from consumer.cli.produce import customer_key
 from consumer.pipeline.codec import AvroCodec
+from consumer.telemetry.kafka_logs import routed
 
 REPO = Path(__file__).resolve().parents[2]
 CORPUS = REPO.parent / "shared" / "voucherify" / "examples"
@@ -71,7 +72,7 @@ def make_stream(n: int, *, unknown: int = 0, poison: int = 0, seed: int = 1) -> 
 def produce(
     bootstrap: str, topic: str, stream: Iterable[tuple[str, str | None, bytes]], partition: int | None = None
 ) -> None:
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 10, "enable.idempotence": True})
+    producer = Producer(routed({"bootstrap.servers": bootstrap, "linger.ms": 10, "enable.idempotence": True}))
     errors: list[str] = []
 
     def report(err: Any, _msg: Any) -> None:
@@ -112,13 +113,15 @@ def read_all(
     and anything after them, are not read.
     """
     consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"reader-{uuid.uuid4().hex[:8]}",
-            "enable.auto.commit": False,
-            "isolation.level": isolation,
-            "enable.partition.eof": True,
-        }
+        routed(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": f"reader-{uuid.uuid4().hex[:8]}",
+                "enable.auto.commit": False,
+                "isolation.level": isolation,
+                "enable.partition.eof": True,
+            }
+        )
     )
     try:
         md = consumer.list_topics(timeout=10)
@@ -155,7 +158,7 @@ def end_offsets(records: Iterable[Record]) -> dict[tuple[str, int], int]:
 
 
 def output_topics(bootstrap: str, input_topic: str) -> list[str]:
-    admin_consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "lister"})
+    admin_consumer = Consumer(routed({"bootstrap.servers": bootstrap, "group.id": "lister"}))
     try:
         names = admin_consumer.list_topics(timeout=10).topics
         return sorted(t for t in names if t.startswith(input_topic + "."))
@@ -204,7 +207,7 @@ def start_worker(
 
 def wait_for_records(bootstrap: str, topics: list[str], at_least: int, timeout: float = 60.0) -> int:
     """Poll high watermarks until the topics hold `at_least` records in all."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "watcher"})
+    consumer = Consumer(routed({"bootstrap.servers": bootstrap, "group.id": "watcher"}))
     try:
         deadline = time.monotonic() + timeout
         total = 0

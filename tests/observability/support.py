@@ -23,6 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from consumer.cli.produce import customer_key
 from consumer.devtools.embedded_broker import free_tcp_port
 from consumer.pipeline.codec import AvroCodec
+from consumer.telemetry.kafka_logs import routed
 from tests.integration.worker_support import TANSU_GROUP_ENV, make_stream, templates
 
 REPO = Path(__file__).resolve().parents[2]
@@ -169,7 +170,7 @@ def corpus_stream(n: int, *, unknown: int, poison: int, extra_poison: bool = Tru
 
 def produce_recording(bootstrap: str, topic: str, events: list[SentEvent]) -> None:
     """Produce with an `activity-id` header; record where each record landed."""
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 10, "enable.idempotence": True})
+    producer = Producer(routed({"bootstrap.servers": bootstrap, "linger.ms": 10, "enable.idempotence": True}))
     errors: list[str] = []
 
     def report_for(event: SentEvent) -> Callable[[Any, Any], None]:
