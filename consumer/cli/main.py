@@ -7,6 +7,7 @@ import os
 import sys
 from typing import Any
 
+from consumer.cli import dlq as dlq_cli
 from consumer.cli import schema as schema_cli
 from consumer.config import ConfigError, add_flags, build
 from consumer.pipeline.codec.framing import FRAMINGS, Framing
@@ -43,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     dec.add_argument("--schema-registry-url")
 
     schema_cli.add_parser(sub)
+    dlq_cli.add_parser(sub)
     return p
 
 
@@ -66,6 +68,9 @@ def _main(argv: list[str] | None) -> int:
 
     if args.command == "schema":
         return schema_cli.run(args)
+    if args.command == "dlq":
+        logs.configure("console", "warning", stream=sys.stderr)  # the report is the output
+        return dlq_cli.run(args)
 
     if args.command == "codec":
         from consumer.cli.codec_lines import main_decode, main_encode

@@ -41,16 +41,17 @@ def resolve(store: SchemaStore, name: str) -> str | None:
     return matches[0] if len(matches) == 1 else None
 
 
-def run(args: argparse.Namespace, out: IO[str] = sys.stdout, err: IO[str] = sys.stderr) -> int:
+def run(args: argparse.Namespace, out: IO[str] | None = None, err: IO[str] | None = None) -> int:
+    out, err = out or sys.stdout, err or sys.stderr  # looked up per call: tests swap them
     store = SchemaStore()
     if args.schema_command == "list":
         streams = {schema: stream for stream, schema in STREAM_SCHEMAS.items()}
         for full in exportable(store):
             out.write(f"{full}\t{streams.get(full, 'envelope' if full == ENVELOPE else '-')}\n")
         return 0
-    full = resolve(store, args.name)
-    if full is None:
+    chosen = resolve(store, args.name)
+    if chosen is None:
         err.write(f"error: no schema named {args.name!r}; `activity-consumer schema list` shows the names\n")
         return 2
-    out.write(json.dumps(store.expand(full), indent=2) + "\n")
+    out.write(json.dumps(store.expand(chosen), indent=2) + "\n")
     return 0

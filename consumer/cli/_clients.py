@@ -1,0 +1,48 @@
+"""Kafka client configs for the operator tools (dlq, tail): the same KAFKA_* pass-through as
+the worker, so TLS and SASL need no extra flags, minus the keys that belong to another role."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from typing import Any
+
+from consumer.config import kafka_from_env
+from consumer.kafka_keys import CONSUMER_ONLY, PRODUCER_ONLY
+
+DEFAULT_BOOTSTRAP = "localhost:9092"
+
+
+def bootstrap(flag: str | None) -> str:
+    return flag or os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or DEFAULT_BOOTSTRAP
+
+
+def reader_config(bootstrap_servers: str, group_id: str | None = None) -> dict[str, Any]:
+    """A consumer that reads by assignment and commits only when told to."""
+    shared = {k: v for k, v in kafka_from_env(os.environ).items() if k not in PRODUCER_ONLY}
+    return {
+        **shared,
+        "bootstrap.servers": bootstrap_servers,
+        # A throwaway group when the tool keeps no position (inspect, tail): nothing is committed.
+        "group.id": group_id or f"activity-consumer-tool-{uuid.uuid4().hex[:12]}",
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "enable.partition.eof": True,
+        "auto.offset.reset": "earliest",
+        "isolation.level": "read_committed",
+    }
+
+
+def writer_config(bootstrap_servers: str) -> dict[str, Any]:
+    shared = {k: v for k, v in kafka_from_env(os.environ).items() if k not in CONSUMER_ONLY}
+    return {
+        "linger.ms": 5,
+        **shared,
+        "bootstrap.servers": bootstrap_servers,
+        "enable.idempotence": True,
+        "acks": "all",
+    }
+
+
+def registry_url(flag: str | None = None) -> str | None:
+    return flag or os.environ.get("SCHEMA_REGISTRY_URL") or None

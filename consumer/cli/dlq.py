@@ -1,0 +1,128 @@
+"""`activity-consumer dlq inspect|replay`: the operator's tools for a dead-letter topic."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import IO
+
+from confluent_kafka import Consumer, KafkaException
+
+from consumer.cli import _clients
+from consumer.cli.dlq_read import DlqError, Filters, Scan, parse_when
+
+DEFAULT_REPLAY_GROUP = "activity-consumer-dlq-replay"
+DEFAULT_MAX_REPLAYS = 3
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("dlq", help="inspect a dead-letter topic, or replay it after a fix")
+    dsub = p.add_subparsers(dest="dlq_command", required=True)
+
+    inspect = dsub.add_parser("inspect", help="counts by reason, source topic, type and hour, and a PII-safe sample")
+    _common(inspect)
+    inspect.add_argument("--sample", type=int, default=5, metavar="N", help="records to show (default 5)")
+    inspect.add_argument("--format", choices=("table", "json"), default="table")
+    inspect.add_argument("--schema-registry-url", help="to summarise Confluent-framed values (env SCHEMA_REGISTRY_URL)")
+
+    replay = dsub.add_parser("replay", help="re-publish dead letters to their source topic (or --to)")
+    _common(replay)
+    replay.add_argument("--to", metavar="TOPIC", help="send everything here instead of each record's source topic")
+    replay.add_argument("--dry-run", action="store_true", help="print what would be replayed; write and commit nothing")
+    replay.add_argument(
+        "--max-replays",
+        type=int,
+        default=DEFAULT_MAX_REPLAYS,
+        help=f"refuse records already replayed this many times (default {DEFAULT_MAX_REPLAYS})",
+    )
+    replay.add_argument(
+        "--group",
+        default=DEFAULT_REPLAY_GROUP,
+        help=f"consumer group that keeps the replay's position (default {DEFAULT_REPLAY_GROUP})",
+    )
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--topic", required=True, help="the dead-letter topic, e.g. customer-activity.dlq")
+    p.add_argument("--bootstrap-servers", help="env KAFKA_BOOTSTRAP_SERVERS (default localhost:9092)")
+    p.add_argument("--reason", action="append", help="only this dlq-reason-code (repeat or comma-separate)")
+    p.add_argument("--type", action="append", help="only this activity type (repeat or comma-separate)")
+    p.add_argument("--since", help="dead-lettered at or after: ISO 8601 (UTC unless zoned) or an age (30m, 2h, 1d)")
+    p.add_argument("--until", help="dead-lettered at or before: ISO 8601 or an age")
+
+
+def _listed(values: list[str] | None) -> frozenset[str]:
+    return frozenset(v.strip() for item in values or () for v in item.split(",") if v.strip())
+
+
+def filters_of(args: argparse.Namespace) -> Filters:
+    since = parse_when(args.since, "--since") if args.since else None
+    until = parse_when(args.until, "--until") if args.until else None
+    if since is not None and until is not None and since > until:
+        raise DlqError(f"--since {args.since!r} is after --until {args.until!r}")
+    return Filters(_listed(args.reason), _listed(args.type), since, until)
+
+
+def run(args: argparse.Namespace, out: IO[str] | None = None, err: IO[str] | None = None) -> int:
+    out, err = out or sys.stdout, err or sys.stderr  # looked up per call: tests swap them
+    try:
+        filters = filters_of(args)
+        if args.dlq_command == "inspect" and args.sample < 0:
+            raise DlqError(f"--sample {args.sample}: must be >= 0")
+        if args.dlq_command == "replay" and args.max_replays < 1:
+            raise DlqError(f"--max-replays {args.max_replays}: must be >= 1")
+    except DlqError as exc:
+        err.write(f"error: {exc}\n")
+        return 2
+    bootstrap = _clients.bootstrap(args.bootstrap_servers)
+    replaying = args.dlq_command == "replay"
+    consumer = Consumer(_clients.reader_config(bootstrap, args.group if replaying else None))
+    try:
+        scan = Scan(consumer, args.topic, from_committed=replaying)
+        if replaying:
+            return _replay(args, scan, filters, bootstrap, out, err)
+        return _inspect(args, scan, filters, out)
+    except DlqError as exc:
+        err.write(f"error: {exc}\n")
+        return 1
+    except KafkaException as exc:
+        err.write(f"error: Kafka at {bootstrap}: {exc.args[0].str() if exc.args else exc}\n")
+        return 1
+    finally:
+        consumer.close()
+
+
+def _inspect(args: argparse.Namespace, scan: Scan, filters: Filters, out: IO[str]) -> int:
+    from consumer.cli.dlq_inspect import inspect, write_table
+    from consumer.pipeline.codec import AvroCodec
+    from consumer.pipeline.codec.avro_codec import registry_client
+
+    codec = AvroCodec(registry=registry_client(_clients.registry_url(args.schema_registry_url)))
+    report = inspect(scan, filters, codec, args.sample)
+    if args.format == "json":
+        out.write(json.dumps(report.as_json(), indent=2, ensure_ascii=False) + "\n")
+    else:
+        write_table(report, out)
+    return 0
+
+
+def _replay(args: argparse.Namespace, scan: Scan, filters: Filters, bootstrap: str, out: IO[str], err: IO[str]) -> int:
+    from consumer.cli.dlq_replay import replay
+
+    tally = replay(
+        scan,
+        filters,
+        producer_config=None if args.dry_run else _clients.writer_config(bootstrap),
+        to=args.to,
+        max_replays=args.max_replays,
+        dry_run=args.dry_run,
+        out=out,
+        err=err,
+    )
+    if tally.filtered and not args.dry_run:
+        err.write(
+            f"note: {tally.filtered} record(s) outside the filters were passed over for group {args.group!r};"
+            " replay them with another --group\n"
+        )
+    return 0
