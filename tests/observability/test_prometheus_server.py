@@ -196,4 +196,4 @@ def test_prometheus_scrapes_the_demo_and_loads_the_alerts(
     finally:
         code = _stop(demo_proc)
     assert code == 0, demo_log.read_text()[-3000:]
-    assert "stopped cleanly" in demo_log.read_text()
+    assert "0 records left in producer queues" in demo_log.read_text()
