@@ -29,6 +29,8 @@ LOG_FORMATS: tuple[LogFormat, ...] = ("auto", "json", "console")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 AvroEngine = Literal["auto", "fastavro", "cavro"]
 AVRO_ENGINES: tuple[AvroEngine, ...] = ("auto", "fastavro", "cavro")
+OutputFraming = Literal["single-object", "confluent"]
+OUTPUT_FRAMINGS: tuple[OutputFraming, ...] = ("single-object", "confluent")
 KAFKA_PREFIX = "KAFKA_"
 
 
@@ -151,6 +153,15 @@ class Settings:
             check=_engine_installed,
         ),
     )
+    output_framing: OutputFraming = setting(
+        "single-object",
+        Spec(
+            "ACTIVITY_OUTPUT_FRAMING",
+            "results' framing: single-object (schemas from avro/) or confluent (ids from the Schema Registry,"
+            " registered under <topic>-value)",
+            choices=OUTPUT_FRAMINGS,
+        ),
+    )
     # librdkafka pass-through: every other KAFKA_* variable (not a flag: see kafka_from_env).
     kafka: Mapping[str, str] = field(default_factory=dict)
 
@@ -174,6 +185,8 @@ class Settings:
                 re.compile(self.pattern)
             except re.error as exc:
                 problems.append(f"--pattern {self.pattern!r} is not a valid regex: {exc}")
+        if self.output_framing == "confluent" and not self.schema_registry_url:
+            problems.append("--output-framing confluent needs --schema-registry-url (SCHEMA_REGISTRY_URL)")
         for key in sorted(OWNED.keys() & self.kafka.keys()):
             env = KAFKA_PREFIX + key.upper().replace(".", "_")
             problems.append(f"{env}: {key} is owned by the worker and cannot be overridden ({OWNED[key]})")

@@ -9,6 +9,7 @@ from typing import Any
 
 from consumer.cli import dlq as dlq_cli
 from consumer.cli import schema as schema_cli
+from consumer.cli import tail as tail_cli
 from consumer.config import ConfigError, add_flags, build
 from consumer.pipeline.codec.framing import FRAMINGS, Framing
 from consumer.pipeline.codec.schemas import ContractNotFound
@@ -45,6 +46,7 @@ def _parser() -> argparse.ArgumentParser:
 
     schema_cli.add_parser(sub)
     dlq_cli.add_parser(sub)
+    tail_cli.add_parser(sub)
     return p
 
 
@@ -71,6 +73,9 @@ def _main(argv: list[str] | None) -> int:
     if args.command == "dlq":
         logs.configure("console", "warning", stream=sys.stderr)  # the report is the output
         return dlq_cli.run(args)
+    if args.command == "tail":
+        logs.configure("console", "warning", stream=sys.stderr)  # the records are the output
+        return tail_cli.run(args)
 
     if args.command == "codec":
         from consumer.cli.codec_lines import main_decode, main_encode

@@ -128,10 +128,11 @@ class Sink:
             ("activity-type", activity.type.encode()),
         ]
         for r in results:
-            value = self.encoder.encode(r.schema, r.value)
+            topic = self.topic_for(source_topic, r.stream)
+            value = self.encoder.encode(r.schema, r.value, topic)
             ticket.pending += 1
             self._produce(
-                self.topic_for(source_topic, r.stream),
+                topic,
                 r.key,
                 value,
                 [*headers, ("avro-schema", r.schema.encode())],

@@ -69,7 +69,12 @@ class Worker:
         )
         self.metrics.avro_engine.labels(self.codec.engine, engine_version(self.codec.engine)).set(1)
         self.router = router or Router()
-        encoder = ResultEncoder(store, engine=self.codec.engine)
+        encoder = ResultEncoder(
+            store,
+            engine=self.codec.engine,
+            framing=settings.output_framing,
+            registry=registry_client(settings.schema_registry_url) if settings.output_framing == "confluent" else None,
+        )
         self.sink = Sink(settings, encoder, STREAMS, transactional=settings.exactly_once)
         self.checkpoint = checkpoints.for_mode(
             settings.exactly_once, self.sink, self.metrics, settings.shutdown_grace_seconds

@@ -1,18 +1,26 @@
-"""Encode handler results as single-object Avro, one writer schema per result kind."""
+"""Encode handler results, one writer schema per result kind: single-object Avro (readers
+resolve the fingerprint from avro/), or Confluent framing (readers look the id up in the
+Schema Registry, where each schema is registered under `<topic>-value` on first use)."""
 
 from __future__ import annotations
 
 import io
+import json
+import struct
 from typing import Any
 
 from fastavro import schemaless_writer
 
 from consumer.config import AvroEngine
 from consumer.pipeline.codec.engines import CavroEncoder, resolve
-from consumer.pipeline.codec.framing import SINGLE_OBJECT_MAGIC
+from consumer.pipeline.codec.framing import CONFLUENT_MAGIC, SINGLE_OBJECT_MAGIC, Framing
 from consumer.pipeline.codec.schemas import SchemaStore, crc64_fingerprint, parsed
 
 RESULTS_NAMESPACE = "voucherify.activity.results"
+
+
+class RegistrationFailed(RuntimeError):
+    """A result schema could not be registered (registry down or refusing it)."""
 
 
 class ResultEncoder:
@@ -23,18 +31,53 @@ class ResultEncoder:
     raises its own error.
     """
 
-    def __init__(self, store: SchemaStore, engine: AvroEngine = "auto") -> None:
+    def __init__(
+        self,
+        store: SchemaStore,
+        engine: AvroEngine = "auto",
+        *,
+        framing: Framing = "single-object",
+        registry: Any = None,
+    ) -> None:
+        if framing == "confluent" and registry is None:
+            raise ValueError("the confluent output framing needs a schema registry client")
         self.engine = resolve(engine)
+        self.framing = framing
+        self._registry = registry  # confluent_kafka.schema_registry.SchemaRegistryClient
+        self._raw: dict[str, dict[str, Any]] = {}
+        self._confluent: dict[tuple[str, str], bytes] = {}  # (topic, schema) -> magic byte + schema id
         self._kinds: dict[str, tuple[dict[str, Any], bytes, CavroEncoder | None]] = {}
         for name in store.files:
             if name.startswith(RESULTS_NAMESPACE + "."):
-                raw = store.expand(name)
+                raw = self._raw[name] = store.expand(name)
                 schema = parsed(raw)
                 fast = CavroEncoder(raw) if self.engine == "cavro" else None
                 self._kinds[name] = (schema, SINGLE_OBJECT_MAGIC + crc64_fingerprint(schema), fast)
 
-    def encode(self, schema_name: str, value: dict[str, Any]) -> bytes:
+    def register(self, topic: str, schema_name: str) -> bytes:
+        """Register `schema_name` under `<topic>-value` (TopicNameStrategy), once per topic;
+        returns the Confluent header for it."""
+        header = self._confluent.get((topic, schema_name))
+        if header is None:
+            from confluent_kafka.schema_registry import Schema as RegistrySchema
+
+            subject = f"{topic}-value"
+            try:
+                schema_id = self._registry.register_schema(
+                    subject, RegistrySchema(json.dumps(self._raw[schema_name]), "AVRO")
+                )
+            except Exception as exc:  # HTTP errors, refusals (incompatible schema): the message says which
+                raise RegistrationFailed(f"registering {schema_name} under {subject}: {exc}"[:300]) from None
+            header = self._confluent[(topic, schema_name)] = struct.pack(">bI", CONFLUENT_MAGIC, schema_id)
+        return header
+
+    def encode(self, schema_name: str, value: dict[str, Any], topic: str | None = None) -> bytes:
+        """Framed bytes of one result; the Confluent framing needs the `topic` it goes to."""
         schema, header, fast = self._kinds[schema_name]
+        if self.framing == "confluent":
+            if topic is None:
+                raise ValueError("the confluent output framing needs the result's topic")
+            header = self._confluent.get((topic, schema_name)) or self.register(topic, schema_name)
         if fast is not None:
             body = fast.encode(value)
             if body is not None:
