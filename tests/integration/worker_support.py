@@ -15,7 +15,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
-from consumer.catalogue import SEED_TYPES, canonical
+from consumer.catalogue import KNOWN_TYPES, canonical
 from consumer.cli.produce import customer_key
 from consumer.pipeline.codec import AvroCodec
 from consumer.telemetry.kafka_logs import routed
@@ -23,6 +23,7 @@ from consumer.telemetry.kafka_logs import routed
 REPO = Path(__file__).resolve().parents[2]
 CORPUS = REPO.parent / "shared" / "voucherify" / "examples"
 SEED_FIXTURES = REPO / "tests" / "fixtures" / "seed"
+CATALOGUE_FIXTURES = REPO / "tests" / "fixtures" / "catalogue"
 TANSU_GROUP_ENV = {
     "KAFKA_SESSION_TIMEOUT_MS": "6000",
     "KAFKA_HEARTBEAT_INTERVAL_MS": "500",
@@ -31,12 +32,12 @@ TANSU_GROUP_ENV = {
 
 
 def templates() -> list[dict[str, Any]]:
-    """One event per seed type at least (corpus + spec fixtures), plus the corpus' others."""
-    files = sorted(CORPUS.glob("*.json")) + sorted(SEED_FIXTURES.glob("*.json"))
+    """One event per catalogue type: the corpus, then the seed's and today's fixtures."""
+    files = [p for folder in (CORPUS, SEED_FIXTURES, CATALOGUE_FIXTURES) for p in sorted(folder.glob("*.json"))]
     events = [json.loads(p.read_text()) for p in files]
     covered = {canonical(e["type"]) for e in events}
-    missing = SEED_TYPES - covered
-    assert not missing, f"no template for seed types {sorted(missing)}"
+    missing = KNOWN_TYPES - covered
+    assert not missing, f"no template for catalogue types {sorted(missing)}"
     return events
 
 
