@@ -13,14 +13,14 @@ from typing import Any
 
 import pytest
 
-from consumer.catalogue import KNOWN_TYPES, OTHER, SEED_TYPES, family_of, label_of
+from consumer.catalogue import KNOWN_TYPES, NOTIFICATION_CHANNELS, OTHER, family_of, label_of
 from tests.observability.conftest import PARTITIONS, ObservedRun
 from tests.observability.support import campaign_names
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
-# Which downstream stream each seed type's result goes to (the README's table); every other
-# type, known or not, goes to `other`.
+# Which downstream stream each catalogue type's result goes to (the README's tables); types the
+# catalogue does not know go to `other`.
 STREAM_OF: dict[str, str] = {
     **dict.fromkeys(("customer.created", "customer.updated", "customer.deleted", "customer.confirmed"), "lifecycle"),
     **dict.fromkeys(
@@ -32,17 +32,17 @@ STREAM_OF: dict[str, str] = {
         ),
         "redemptions",
     ),
-    "customer.voucher.loyalty_card.points_added": "loyalty",
-    "customer.voucher.loyalty_card.points_transferred": "loyalty",
+    **{t: "loyalty" for t in KNOWN_TYPES if t.startswith("customer.voucher.loyalty_card.")},
     "customer.voucher.gift.balance_added": "gift-credits",
+    "customer.voucher.deleted": "lifecycle",
+    **{t: "orders" for t in KNOWN_TYPES if t.startswith("customer.order.")},
+    **{t: "loyalty-tiers" for t in KNOWN_TYPES if t.startswith("customer.loyalty.")},
+    **{t: "reward-redemptions" for t in KNOWN_TYPES if t.startswith("customer.reward_redemptions.")},
+    **{t: "validations" for t in KNOWN_TYPES if t.startswith("customer.validation.")},
+    **{t: "holders" for t in KNOWN_TYPES if t.startswith("customer.holder.")},
     "customer.rewarded": "rewards",
     "customer.rewarded.loyalty_points": "rewards",
-    **{
-        t: "notifications"
-        for t in SEED_TYPES
-        if t.endswith((".sent", ".failed"))
-        and t.split(".")[1] in {"sms", "email", "activecampaign", "braze", "mailchimp", "intercom"}
-    },
+    **{f"customer.{c}.{o}": "notifications" for c in NOTIFICATION_CHANNELS for o in ("sent", "failed", "recovered")},
     "customer.segment.entered": "segments",
     "customer.segment.left": "segments",
     "customer.publication.succeeded": "publications",
@@ -54,8 +54,8 @@ STREAM_OF: dict[str, str] = {
 }
 
 
-def test_stream_table_covers_every_seed_type() -> None:
-    assert set(STREAM_OF) == SEED_TYPES
+def test_stream_table_covers_every_catalogue_type() -> None:
+    assert set(STREAM_OF) == KNOWN_TYPES
 
 
 def _payloads(run: ObservedRun) -> list[dict[str, Any]]:
@@ -149,7 +149,7 @@ def test_notification_and_other_business_counts_match_the_corpus(observed_run: O
         if x.value
     }
     assert scraped == {k: float(v) for k, v in notifications.items()}
-    assert len(scraped) >= 8  # sms/email/intercom sent+failed, activecampaign/braze/mailchimp sent
+    assert len(scraped) == 27  # every channel sent, failed and recovered
 
     def by(metric: str, label: str, prefix: str, values: tuple[str, ...]) -> None:
         expected = {v: float(sent[f"{prefix}{v}"]) for v in values if sent[f"{prefix}{v}"]}
@@ -161,6 +161,72 @@ def test_notification_and_other_business_counts_match_the_corpus(observed_run: O
     by("voucherify_customer_lifecycle_total", "change", "customer.", ("created", "updated", "deleted", "confirmed"))
     assert s.value("voucherify_referrals_total") == sent["customer.referred"] > 0
     assert s.value("voucherify_custom_events_total") == sent["customer.custom_event"] > 0
+
+
+def _suffix(event_type: str) -> str:
+    return event_type.rsplit(".", 1)[1]
+
+
+def test_todays_catalogue_metrics_match_the_payloads(observed_run: ObservedRun) -> None:
+    """Orders, tiers, reward redemptions, pending/expired points, validations and holders:
+    each series equals what the payloads that were sent add up to."""
+    s = observed_run.scrape
+    payloads = [(label_of(p["type"]), p["data"]) for p in _payloads(observed_run)]
+
+    def of(prefix: str) -> list[tuple[str, dict[str, Any]]]:
+        return [(t, d) for t, d in payloads if t.startswith(prefix)]
+
+    orders, amounts, discounts = Counter[str](), Counter[str](), Counter[str]()
+    for t, d in of("customer.order."):
+        o = d["order"]
+        orders[_suffix(t)] += 1
+        amounts[_suffix(t)] += o.get("amount") or 0
+        discounts[_suffix(t)] += o.get("total_discount_amount", o.get("discount_amount")) or 0
+    assert len(orders) == 6
+    assert s.by("voucherify_orders_total", "status") == _nonzero(orders)
+    assert s.by("voucherify_order_amount_minor_units_total", "status") == _nonzero(amounts)
+    assert s.by("voucherify_order_discount_minor_units_total", "status") == _nonzero(discounts)
+
+    tiers = Counter(
+        t.removeprefix("customer.loyalty.").removeprefix("tier.").replace(".", "_") for t, _ in of("customer.loyalty.")
+    )
+    assert len(tiers) == 7
+    assert s.by("voucherify_loyalty_tier_changes_total", "change") == _nonzero(tiers)
+
+    rewards = Counter((_suffix(t), d["reward"]["type"].lower()) for t, d in of("customer.reward_redemptions."))
+    scraped = {
+        (x.labels["status"], x.labels["reward_type"]): x.value
+        for x in s.select("voucherify_reward_redemptions_total")
+        if x.value
+    }
+    assert len(rewards) == 4 and scraped == {k: float(v) for k, v in rewards.items()}
+
+    pending = Counter[str]()
+    for t, d in of("customer.voucher.loyalty_card.pending_points."):
+        pending[_suffix(t)] += d["pending_points"]["points"]
+    assert len(pending) == 4
+    assert s.by("voucherify_loyalty_pending_points_total", "operation") == _nonzero(pending)
+    expired = sum(d["points"] for _, d in of("customer.voucher.loyalty_card.points_expired"))
+    assert expired > 0 and s.value("voucherify_loyalty_points_expired_total") == expired
+    activated = sum(d["balance"]["points"] for _, d in of("customer.voucher.loyalty_card.points_activated"))
+    assert activated > 0 and s.value("voucherify_loyalty_points_total", operation="activated") == activated
+
+    validations = Counter[tuple[str, str]]()
+    for t, d in of("customer.validation."):
+        codes = [i["result"]["error"]["key"] for i in d["validation"]["inapplicable_redeemables"] if "result" in i]
+        validations[(_suffix(t), codes[0] if codes and _suffix(t) == "failed" else "")] += 1
+    scraped = {
+        (x.labels["result"], x.labels["failure_code"]): x.value
+        for x in s.select("voucherify_validations_total")
+        if x.value
+    }
+    assert ("failed", "voucher_expired") in validations
+    assert scraped == {k: float(v) for k, v in validations.items()}
+
+    holders = Counter(_suffix(t) for t, _ in of("customer.holder.assignment."))
+    assert s.by("voucherify_holder_assignments_total", "change") == _nonzero(holders) != {}
+    deleted = len(of("customer.voucher.deleted"))
+    assert deleted and s.value("voucherify_vouchers_deleted_total") == deleted
 
 
 def _timestamp(text: str) -> float:
