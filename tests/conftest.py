@@ -28,8 +28,9 @@ FAST_GROUP_CONFIG: dict[str, Any] = {
     "fetch.wait.max.ms": 100,
 }
 
-# The Schema Registry double's `registry_double` fixture, for any test that needs a registry.
-pytest_plugins = ["tests.support.registry_double"]
+# Fixtures for any test: the Schema Registry double (`registry_double`) and the fault matrix's
+# per-scenario table (`fault_matrix`, printed in the terminal summary).
+pytest_plugins = ["tests.support.registry_double", "tests.support.fault_matrix"]
 
 _TOPIC_UNSAFE = re.compile(r"[^a-zA-Z0-9._-]+")
 
