@@ -1,7 +1,7 @@
 """Every type without a dedicated handler -> ForwardedActivity (`other`), never an error.
 
-That is the 46 types today's catalogue adds to the seed's 30, and types the catalogue does
-not know at all. The data travels on as JSON text, without personal data: the fields that
+That is the types the catalogue does not know: every catalogue type has a typed handler.
+The data travels on as JSON text, without personal data: the fields that
 hold it are dropped by name, and emails and international phone numbers left in free text
 are masked.
 """
