@@ -421,7 +421,7 @@ def test_offline_validation_is_strict() -> None:
 
 @pytest.mark.parametrize("kustomization", KUSTOMIZATIONS)
 def test_only_known_custom_resources(kustomization: str) -> None:
-    core_groups = ("v1", "apps/v1", "policy/v1")
+    core_groups = ("v1", "apps/v1", "policy/v1", "networking.k8s.io/v1")
     for doc in _render(kustomization):
         if doc["apiVersion"] not in core_groups:
             assert (doc["apiVersion"], doc["kind"]) in CUSTOM_KINDS, doc["kind"]
