@@ -46,6 +46,7 @@ class Progress:
         self.tty = out.isatty() if tty is None else tty
         self._last_tenth = -1
         self._last_draw = 0.0
+        self._last_text = ""
 
     def update(self, done: int, tally: Tally, dry_run: bool, final: bool = False) -> None:
         frac = 1.0 if self.total == 0 else min(done / self.total, 1.0)
@@ -60,8 +61,9 @@ class Progress:
                 self._last_draw = now
             return
         tenth = int(frac * 10)
-        if final or tenth > self._last_tenth:
+        if (final or tenth > self._last_tenth) and text != self._last_text:
             self._last_tenth = tenth
+            self._last_text = text
             self.out.write(text + "\n")
             self.out.flush()
 

@@ -50,7 +50,7 @@ def test_progress_without_a_terminal_writes_a_line_per_tenth() -> None:
         p.update(done, t, dry_run=False)
     p.update(100, t, dry_run=False, final=True)
     lines = out.getvalue().splitlines()
-    assert len(lines) == 12  # 0%, 10% .. 100%, and the final line
+    assert len(lines) == 11  # 0%, 10% .. 100%; the final line repeats nothing
     assert lines[-1].startswith("replay [" + "#" * 30 + "] 100/100 100%  replayed 100,")
 
 
