@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from consumer.catalogue import canonical, family_of
+
 
 @dataclass(slots=True, frozen=True)
 class Activity:
@@ -40,8 +42,6 @@ class Result:
 
 def activity_from_record(record: dict[str, Any]) -> Activity:
     """An Activity from a decoded envelope record (`AvroCodec.decode`)."""
-    from consumer.catalogue import canonical, family_of  # local: model stays import-light
-
     event_type: str = record["type"]
     canonical_type = canonical(event_type)
     created = record["created_at"]
