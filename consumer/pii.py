@@ -17,7 +17,8 @@ EMAIL: Final = re.compile(r"[\w.%+-]+@[\w-]+(?:\.[\w-]+)+")
 # Any phone-like run: 8 to 15 digits with single separators; for short free text (a bounce
 # reason), where a long digit run is more likely a number than an id. Not SMTP codes
 # ("550 5.1.1") nor short provider error numbers.
-PHONE: Final = re.compile(r"(?<![\w+])\+?\d(?:[ ().-]{0,2}\d){7,14}(?!\w)")
+# ISO dates ("2024-05-31") have eight digits too: they are not masked.
+PHONE: Final = re.compile(r"(?<![\w+])(?!\d{4}-\d{2}-\d{2}(?![\d ().-]*\d))\+?\d(?:[ ().-]{0,2}\d){7,14}(?!\w)")
 # Only unmistakable numbers: international (a leading +) or North-American "(555) 123-4567".
 # For text full of legitimate digits (JSON, log lines): timestamps, amounts, offsets, ids.
 PHONE_EXPLICIT: Final = re.compile(r"\+\d(?:[ ().-]{0,2}\d){7,14}(?!\d)|\(\d{3}\)\s?\d{3}[\s.-]\d{4}")

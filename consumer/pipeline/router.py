@@ -7,7 +7,7 @@ stream: an unfamiliar type is never an error.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Final
 
@@ -123,19 +123,5 @@ class Router:
         self._table = table
         self._fallback = fallback
 
-    def handler_for(self, event_type: str) -> Handler:
-        """The handler for a type (canonical or an alias); the fallback when none."""
-        return self._table.get(canonical(event_type), self._fallback)
-
     def route(self, activity: Activity) -> list[Result]:
         return self._table.get(activity.canonical_type, self._fallback)(activity)
-
-    def route_all(self, activities: Iterable[Activity]) -> list[Result]:
-        """The results of a batch of activities, in order."""
-        get = self._table.get
-        fb = self._fallback
-        out: list[Result] = []
-        extend = out.extend
-        for a in activities:
-            extend(get(a.canonical_type, fb)(a))
-        return out

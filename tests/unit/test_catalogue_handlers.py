@@ -354,6 +354,5 @@ def test_order_with_item_level_discounts_only_reports_the_total() -> None:
 
 
 def test_no_newer_type_is_forwarded() -> None:
-    router = Router()
     for t in NEWER:
-        assert router.handler_for(t) is not fallback.forward, t
+        assert HANDLERS[t] is not fallback.forward, t

@@ -37,7 +37,8 @@ def observed() -> tuple[CollectorRegistry, list[dict[str, Any]]]:
     events = payloads()
     activities = [activity_from_record(codec.decode(codec.encode_json(e))) for e in events]
     registry = CollectorRegistry()
-    BusinessMetrics(registry).observe(Router().route_all(activities))
+    router = Router()
+    BusinessMetrics(registry).observe([r for a in activities for r in router.route(a)])
     return registry, events
 
 
