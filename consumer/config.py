@@ -32,6 +32,9 @@ AVRO_ENGINES: tuple[AvroEngine, ...] = ("auto", "fastavro", "cavro")
 OutputFraming = Literal["single-object", "confluent"]
 OUTPUT_FRAMINGS: tuple[OutputFraming, ...] = ("single-object", "confluent")
 KAFKA_PREFIX = "KAFKA_"
+# Retry sleep allowed per event and per batch: a third of the 30 s liveness window, so the
+# loop turns (and polls, well inside max.poll.interval.ms) even when handlers keep failing.
+RETRY_BUDGET_MS = 10_000.0
 
 
 class ConfigError(ValueError):
@@ -132,6 +135,33 @@ class Settings:
             "ACTIVITY_RETRY_BACKOFF_MS", "first handler retry delay, doubled each try", int, check=_between(0, 60_000)
         ),
     )
+    retry_backoff_max_ms: int = setting(
+        1000,
+        Spec(
+            "ACTIVITY_RETRY_BACKOFF_MAX_MS",
+            "cap on one retry delay (handler retries, Schema Registry retries)",
+            int,
+            check=_between(1, 60_000),
+        ),
+    )
+    batch_max_wait_ms: int = setting(
+        10,
+        Spec(
+            "ACTIVITY_BATCH_MAX_WAIT_MS",
+            "longest a poll waits for a batch to fill (latency bound)",
+            int,
+            check=_between(0, 5_000),
+        ),
+    )
+    max_uncommitted_batches: int = setting(
+        1,
+        Spec(
+            "ACTIVITY_MAX_UNCOMMITTED_BATCHES",
+            "batches a partition may be read past its last commit before it is paused",
+            int,
+            check=_between(1, 100),
+        ),
+    )
     schema_registry_url: str | None = setting(
         None, Spec("SCHEMA_REGISTRY_URL", "Schema Registry URL; needed for Confluent framing")
     )
@@ -185,6 +215,7 @@ class Settings:
                 re.compile(self.pattern)
             except re.error as exc:
                 problems.append(f"--pattern {self.pattern!r} is not a valid regex: {exc}")
+        problems += self._retry_problems()
         if self.output_framing == "confluent" and not self.schema_registry_url:
             problems.append("--output-framing confluent needs --schema-registry-url (SCHEMA_REGISTRY_URL)")
         for key in sorted(OWNED.keys() & self.kafka.keys()):
@@ -193,6 +224,32 @@ class Settings:
         if problems:
             raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(problems))
         return self
+
+    def retry_delay_ms(self, attempt: int) -> float:
+        """Delay before retry `attempt` (0-based): doubled each time, capped."""
+        return float(min(self.retry_backoff_ms * 2 ** min(attempt, 30), self.retry_backoff_max_ms))
+
+    def retry_budget_ms(self) -> float:
+        """The longest one event's handler retries may sleep; also the per-batch cap on retry sleep."""
+        limit = RETRY_BUDGET_MS
+        poll_interval = self.kafka.get("max.poll.interval.ms")
+        if poll_interval is not None and poll_interval.isdigit():
+            limit = min(limit, int(poll_interval) / 3)
+        return limit
+
+    def _retry_problems(self) -> list[str]:
+        if self.retry_backoff_max_ms < self.retry_backoff_ms:
+            cap, first = self.retry_backoff_max_ms, self.retry_backoff_ms
+            return [f"--retry-backoff-max-ms {cap} is below --retry-backoff-ms {first}"]
+        total = sum(self.retry_delay_ms(a) for a in range(self.max_retries))
+        budget = self.retry_budget_ms()
+        if total > budget:
+            return [
+                f"--max-retries {self.max_retries} with --retry-backoff-ms {self.retry_backoff_ms} and "
+                f"--retry-backoff-max-ms {self.retry_backoff_max_ms} sleeps {total / 1000:.1f}s per event; keep it "
+                f"under {budget / 1000:.1f}s (a third of max.poll.interval.ms and of the 30s liveness window)"
+            ]
+        return []
 
     @property
     def exactly_once(self) -> bool:

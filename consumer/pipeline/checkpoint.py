@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Callable
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
@@ -23,6 +24,8 @@ from consumer.telemetry.metrics import PipelineMetrics
 log = get_logger("consumer.pipeline.checkpoint")
 
 TP = tuple[str, int]
+# librdkafka always answers a commit; this only guards against waiting forever for a lost answer.
+COMMIT_ANSWER_TIMEOUT_S = 30.0
 
 
 class Checkpoint:
@@ -34,6 +37,7 @@ class Checkpoint:
         self.grace = grace_seconds
         self.consumer: Consumer | None = None
         self._batch: dict[TP, Ticket] = {}
+        self.on_committed: Callable[[Ticket], None] = lambda _t: None
 
     def attach(self, consumer: Consumer) -> None:
         self.consumer = consumer
@@ -43,8 +47,17 @@ class Checkpoint:
         t = self._batch.get(key)
         if t is None:
             t = self._batch[key] = Ticket()
+            self._first_seen(key, offset)
         t.next_offset = offset + 1
         return t
+
+    def _first_seen(self, key: TP, offset: int) -> None: ...
+
+    def blocked(self) -> set[TP]:
+        """Partitions that must not be fetched until their commits catch up."""
+        return set()
+
+    def on_commit(self, err: KafkaError | None, partitions: list[TopicPartition]) -> None: ...
 
     def _take_batch(self) -> dict[TP, Ticket]:
         batch, self._batch = self._batch, {}
@@ -75,29 +88,62 @@ class Checkpoint:
 
 
 class AtLeastOnce(Checkpoint):
-    """Before the next poll, wait (briefly) for the last batch's acks and commit them, so a
-    crash re-delivers at most the batch in hand."""
+    """Commit each partition's offsets as its tickets are acknowledged, asynchronously, so the
+    next poll never waits on acks or on a commit round trip.
 
-    delivery_wait = 1.0
+    Re-delivery stays bounded: `blocked()` names the partitions read more than
+    `(max_batches - 1) * batch_size` offsets past their last confirmed commit, and the
+    worker pauses them until the commits catch up. A crash therefore re-delivers at most
+    `max_batches * batch_size` events per partition.
+    """
 
-    def __init__(self, sink: Sink, metrics: PipelineMetrics, grace_seconds: float) -> None:
+    def __init__(
+        self, sink: Sink, metrics: PipelineMetrics, grace_seconds: float, *, batch_size: int = 500, max_batches: int = 1
+    ) -> None:
         super().__init__(sink, metrics, grace_seconds)
-        self._owed: dict[TP, deque[Ticket]] = {}
+        self.window = (max_batches - 1) * batch_size  # offsets past the last commit a fetch may start from
+        self._owed: dict[TP, deque[Ticket]] = {}  # sealed, awaiting acks
+        self._done: dict[TP, deque[Ticket]] = {}  # acknowledged, awaiting the commit's confirmation
         self._ready: dict[TP, int] = {}  # delivered up to here
-        self._last: dict[TP, int] = {}  # committed up to here
+        self._sent: dict[TP, int] = {}  # a commit up to here is in flight (or confirmed)
+        self._last: dict[TP, int] = {}  # confirmed committed up to here
+        self._read: dict[TP, int] = {}  # taken into a batch up to here
+        self._commit_sent_at: float | None = None  # one async commit in flight at a time
         self.failed = False
+
+    def _first_seen(self, key: TP, offset: int) -> None:
+        # Before this member's first commit of a partition, its committed offset is where it began reading.
+        if key not in self._last:
+            self._last[key] = self._sent[key] = offset
 
     def end_batch(self) -> None:
         for key, t in self._take_batch().items():
             self._owed.setdefault(key, deque()).append(t)
+            self._read[key] = t.next_offset
+
+    def uncommitted(self) -> dict[TP, int]:
+        """Per partition, offsets read past the last confirmed commit (what a crash re-delivers)."""
+        return {key: end - self._last.get(key, end) for key, end in self._read.items()}
+
+    def blocked(self) -> set[TP]:
+        return {key for key, n in self.uncommitted().items() if n > self.window}
 
     def poll(self) -> None:
-        if any(self._owed.values()):
-            self.sink.flush(self.delivery_wait)
-        self.commit_ready()
+        """Non-blocking: move past what was acknowledged and send its commit. One commit is in
+        flight at a time; the next carries every offset delivered meanwhile."""
+        self._advance(None)
+        sent = self._commit_sent_at
+        if sent is not None and time.monotonic() - sent < COMMIT_ANSWER_TIMEOUT_S:
+            return
+        self._commit_sent_at = None
+        self._commit(None, asynchronous=True)
 
     def in_flight(self) -> bool:
-        return any(self._owed.values()) or super().in_flight()
+        return (
+            any(self._owed.values())
+            or any(off > self._last.get(key, -1) for key, off in self._ready.items())
+            or super().in_flight()
+        )
 
     def _advance(self, only: set[TP] | None) -> None:
         """Move each partition's ready offset past its delivered tickets; raise if one failed."""
@@ -108,35 +154,73 @@ class AtLeastOnce(Checkpoint):
                 if owed[0].error is not None:
                     self.failed = True  # nothing at or past it may be committed, ever
                     raise DeliveryFailed(f"{key[0]}[{key[1]}]: {owed[0].error}")
-                self._ready[key] = owed.popleft().next_offset
+                t = owed.popleft()
+                self._ready[key] = t.next_offset
+                self._done.setdefault(key, deque()).append(t)
 
-    def commit_ready(self, only: set[TP] | None = None) -> None:
-        """Commit every delivered offset not yet committed; a failed commit is retried next time."""
+    def _commit(self, only: set[TP] | None, *, asynchronous: bool) -> None:
+        """Commit every delivered offset not yet sent (sync: not yet confirmed)."""
         assert self.consumer is not None
-        self._advance(only)
+        floor = self._sent if asynchronous else self._last
         offsets = [
             TopicPartition(t, p, off)
             for (t, p), off in self._ready.items()
-            if (only is None or (t, p) in only) and off > self._last.get((t, p), -1)
+            if (only is None or (t, p) in only) and off > floor.get((t, p), -1)
         ]
         if not offsets:
             return
+        for tp in offsets:
+            self._sent[(tp.topic, tp.partition)] = tp.offset
         try:
+            if asynchronous:  # the outcome comes back through on_commit(), during a later poll
+                self.consumer.commit(offsets=offsets, asynchronous=True)
+                self._commit_sent_at = time.monotonic()
+                return
             self.consumer.commit(offsets=offsets, asynchronous=False)
         except KafkaException as exc:
-            self.metrics.commit_failures.inc()
-            log.warning("commit_failed", error=str(exc.args[0]))
+            self._commit_failed(offsets, exc.args[0])
             return
-        self._committed(offsets)
-        for tp in offsets:
-            self._last[(tp.topic, tp.partition)] = tp.offset
+        self._confirm(offsets)
+
+    def on_commit(self, err: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        """librdkafka's offset_commit_cb: the outcome of an asynchronous commit."""
+        self._commit_sent_at = None
+        failed = [tp for tp in partitions if err is not None or tp.error is not None]
+        if failed:
+            self._commit_failed(failed, err or failed[0].error)
+        good = [tp for tp in partitions if err is None and tp.error is None]
+        if good:
+            self._confirm(good)
+
+    def _commit_failed(self, offsets: list[TopicPartition], err: KafkaError | None) -> None:
+        self.metrics.commit_failures.inc()
+        log.warning("commit_failed", error=str(err))
+        for tp in offsets:  # sent again on the next poll
+            key = (tp.topic, tp.partition)
+            if key in self._sent:
+                self._sent[key] = self._last.get(key, -1)
+
+    def _confirm(self, offsets: list[TopicPartition]) -> None:
+        last = self._last
+        new = [tp for tp in offsets if tp.offset > last.get((tp.topic, tp.partition), 1 << 62)]
+        if not new:
+            return  # a late confirmation of what is known, or of a partition since released
+        for tp in new:
+            key = (tp.topic, tp.partition)
+            self._last[key] = tp.offset
+            self._sent[key] = max(self._sent.get(key, -1), tp.offset)
+            done = self._done.get(key)
+            while done and done[0].next_offset <= tp.offset:
+                self.on_committed(done.popleft())
+        self._committed(new)
 
     def _drain(self, keys: set[TP]) -> None:
         """Flush deliveries and commit what they complete, within the grace period."""
         left = self.sink.flush(self.grace)
         if left:
             log.warning("flush_incomplete", in_flight=left)
-        self.commit_ready(only=keys)
+        self._advance(keys)
+        self._commit(keys, asynchronous=False)
 
     def on_revoke(self, partitions: list[TopicPartition]) -> None:
         keys = {(p.topic, p.partition) for p in partitions}
@@ -152,13 +236,12 @@ class AtLeastOnce(Checkpoint):
 
     def _forget(self, keys: set[TP]) -> None:
         for key in keys:
-            self._owed.pop(key, None)
-            self._ready.pop(key, None)
-            self._last.pop(key, None)
+            for state in (self._owed, self._done, self._ready, self._sent, self._last, self._read):
+                state.pop(key, None)
 
     def close(self) -> None:
         if not self.failed:
-            self._drain(set(self._owed))
+            self._drain(set(self._owed) | set(self._ready))
 
 
 class ExactlyOnce(Checkpoint):
@@ -187,6 +270,8 @@ class ExactlyOnce(Checkpoint):
             self._open = False
             if offsets:
                 self._committed(offsets)
+            for t in batch.values():  # aborted batches are not counted: they are read again
+                self.on_committed(t)
         except KafkaException as exc:
             self._open = False
             self._recover(exc.args[0], offsets)
@@ -239,5 +324,15 @@ class ExactlyOnce(Checkpoint):
             self._open = False
 
 
-def for_mode(exactly_once: bool, sink: Sink, metrics: PipelineMetrics, grace: float) -> Checkpoint:
-    return (ExactlyOnce if exactly_once else AtLeastOnce)(sink, metrics, grace)
+def for_mode(
+    exactly_once: bool,
+    sink: Sink,
+    metrics: PipelineMetrics,
+    grace: float,
+    *,
+    batch_size: int = 500,
+    max_batches: int = 1,
+) -> Checkpoint:
+    if exactly_once:
+        return ExactlyOnce(sink, metrics, grace)
+    return AtLeastOnce(sink, metrics, grace, batch_size=batch_size, max_batches=max_batches)

@@ -33,13 +33,14 @@ class Ticket:
     were handed to the producer) and every delivery report has come back.
     """
 
-    __slots__ = ("error", "next_offset", "pending", "sealed")
+    __slots__ = ("error", "next_offset", "pending", "sealed", "tally")
 
     def __init__(self) -> None:
         self.pending = 0
         self.next_offset = -1
         self.sealed = False
         self.error: KafkaError | None = None
+        self.tally: Any = None  # the worker's counts for this slice, applied once it is committed
 
     def ack(self, err: KafkaError | None, _msg: Message) -> None:
         if err is not None:
@@ -90,8 +91,21 @@ class Sink:
         return topic
 
     def is_own_output(self, topic: str) -> bool:
-        """True for a topic this worker writes to (a pattern may match its own outputs)."""
-        return topic.endswith(".dlq") or any(topic.endswith("." + s) for s in self.streams)
+        """True for a topic this worker writes to (a pattern may match its own outputs).
+
+        Named from the settings: `<prefix><stream>` and the dead-letter topic when they are
+        configured, `<any topic>.<stream>` and `<any topic>.dlq` when they are the defaults.
+        """
+        s = self.settings
+        if s.dlq_topic is not None:
+            if topic == s.dlq_topic:
+                return True
+        elif topic.endswith(".dlq"):
+            return True
+        if s.output_prefix is not None:
+            prefix = s.output_prefix
+            return topic.startswith(prefix) and topic[len(prefix) :] in self.streams
+        return any(topic.endswith("." + stream) for stream in self.streams)
 
     def ensure_topics(self, source_topics: Iterable[str]) -> None:
         """Create the output and dead-letter topics of new source topics (idempotent),

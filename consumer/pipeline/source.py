@@ -42,9 +42,12 @@ class Source:
         on_lost: RebalanceCb,
         stats_cb: Callable[[str], None] | None = None,
         error_cb: Callable[[Any], None] | None = None,
+        on_commit: Callable[[Any, list[TopicPartition]], None] | None = None,
     ) -> None:
         self.settings = settings
-        self.consumer = Consumer(routed(consumer_config(settings, stats_cb=stats_cb, error_cb=error_cb)))
+        self.consumer = Consumer(
+            routed(consumer_config(settings, stats_cb=stats_cb, error_cb=error_cb, on_commit=on_commit))
+        )
         self._callbacks = (on_assign, on_revoke, on_lost)
 
     def subscribe(self) -> None:
@@ -54,6 +57,16 @@ class Source:
 
     def poll_batch(self, max_messages: int, timeout: float) -> list[Message]:
         return self.consumer.consume(max_messages, timeout)
+
+    def pause(self, partitions: list[tuple[str, int]]) -> None:
+        """Stop fetching these partitions; what was fetched for them is dropped and read again."""
+        self.consumer.pause([TopicPartition(t, p) for t, p in partitions])
+
+    def resume(self, partitions: list[tuple[str, int]]) -> None:
+        self.consumer.resume([TopicPartition(t, p) for t, p in partitions])
+
+    def seek(self, topic: str, partition: int, offset: int) -> None:
+        self.consumer.seek(TopicPartition(topic, partition, offset))
 
     def close(self) -> None:
         self.consumer.close()

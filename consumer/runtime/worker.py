@@ -15,12 +15,12 @@ from consumer.config import Settings
 from consumer.contract import STREAMS
 from consumer.model import Activity, Result, activity_from_record
 from consumer.pipeline import checkpoint as checkpoints
-from consumer.pipeline.codec import AvroCodec, DecodeError, SchemaStore
+from consumer.pipeline.codec import AvroCodec, DecodeError, RegistryUnavailable, SchemaStore
 from consumer.pipeline.codec.avro_codec import registry_client
 from consumer.pipeline.codec.engines import version as engine_version
 from consumer.pipeline.codec.results import ResultEncoder
 from consumer.pipeline.router import Router
-from consumer.pipeline.sink import DeliveryFailed, Sink
+from consumer.pipeline.sink import DeliveryFailed, Sink, Ticket
 from consumer.pipeline.source import Source
 from consumer.telemetry.business_metrics import BusinessMetrics
 from consumer.telemetry.logs import get as get_logger
@@ -29,17 +29,31 @@ from consumer.telemetry.probes import Health
 
 log = get_logger("consumer.runtime.worker")
 
+TP = tuple[str, int]
+
 
 class _Tally:
-    """Per-batch counts, added to the metrics once per batch rather than once per event."""
+    """Per-batch counts of attempts, added to the metrics once per batch rather than once per event."""
 
-    __slots__ = ("ages", "consumed", "processed", "results")
+    __slots__ = ("ages", "consumed", "decode_errors")
 
     def __init__(self) -> None:
         self.consumed: Counter[str] = Counter()
+        self.decode_errors: Counter[str] = Counter()
+        self.ages: list[float] = []
+
+
+class _Committed:
+    """One partition's slice of one batch: counts applied only once its offsets are committed,
+    so a re-delivery or an aborted transaction never counts twice."""
+
+    __slots__ = ("dead_letters", "outcomes", "processed", "results")
+
+    def __init__(self) -> None:
         self.processed: Counter[str] = Counter()
         self.results: Counter[str] = Counter()
-        self.ages: list[float] = []
+        self.dead_letters: Counter[str] = Counter()
+        self.outcomes: list[Result] = []  # for the business metrics
 
 
 class HandlerFailed(Exception):
@@ -77,8 +91,14 @@ class Worker:
         )
         self.sink = Sink(settings, encoder, STREAMS, transactional=settings.exactly_once)
         self.checkpoint = checkpoints.for_mode(
-            settings.exactly_once, self.sink, self.metrics, settings.shutdown_grace_seconds
+            settings.exactly_once,
+            self.sink,
+            self.metrics,
+            settings.shutdown_grace_seconds,
+            batch_size=settings.batch_size,
+            max_batches=settings.max_uncommitted_batches,
         )
+        self.checkpoint.on_committed = self._apply_committed
         self.source = Source(
             settings,
             on_assign=self._on_assign,
@@ -86,6 +106,7 @@ class Worker:
             on_lost=self._on_lost,
             stats_cb=self.metrics.observe_stats,
             error_cb=self._on_error,
+            on_commit=self.checkpoint.on_commit,
         )
         self.checkpoint.attach(self.source.consumer)
         self._stop = threading.Event()
@@ -95,7 +116,13 @@ class Worker:
         self._timers: dict[str, Any] = {}
         self._assigned: set[tuple[str, int]] = set()
         self._new_sources: set[str] = set()
-        self.processed = 0
+        self.processed = 0  # events handled, re-reads included (the metrics count committed work)
+        self._paused: dict[TP, str] = {}  # partition -> why: "backpressure" or "registry"
+        self._holds: dict[TP, int] = {}  # partition -> offset held for a registry retry
+        self._registry_failures = 0
+        self._registry_retry_at = 0.0
+        self._retry_slept = 0.0  # handler retry sleep in the current batch, seconds
+        self._retry_budget_ms = settings.retry_budget_ms()
         self.unflushed = 0  # records still in the producer's queue after shutdown
 
     # -- rebalance ------------------------------------------------------------------------
@@ -124,6 +151,8 @@ class Worker:
     def _release(self, partitions: list[TopicPartition]) -> None:
         for p in partitions:
             self._assigned.discard((p.topic, p.partition))
+            self._paused.pop((p.topic, p.partition), None)
+            self._holds.pop((p.topic, p.partition), None)
             self.metrics.forget_partition(p.topic, p.partition)
         self.health.assigned = len(self._assigned)
 
@@ -149,10 +178,14 @@ class Worker:
             "worker_started", settings=s.redacted(), avro_engine=engine, avro_engine_version=engine_version(engine)
         )
         last_work = time.monotonic()
+        wait = s.batch_max_wait_ms / 1000
         code = 0
         try:
             while not self._stop.is_set():
-                msgs = self.source.poll_batch(s.batch_size, 0.25)
+                self._flow()
+                # Everything paused: serve callbacks without waiting, then wait on acks instead.
+                stalled = bool(self._assigned) and self._assigned <= self._paused.keys()
+                msgs = self.source.poll_batch(s.batch_size, 0 if stalled else wait if self._assigned else 0.25)
                 self.health.turned()
                 if self._new_sources:
                     self.sink.ensure_topics(sorted(self._new_sources))
@@ -161,7 +194,7 @@ class Worker:
                     self.health.connected = True
                     self.process(msgs)
                     last_work = time.monotonic()
-                self.sink.poll(0)
+                self.sink.poll(wait if stalled and not msgs else 0)
                 self.checkpoint.poll()
                 self.metrics.producer_queue.set(self.sink.queue_length())
                 if s.stop_when_idle is not None and not msgs:
@@ -196,10 +229,74 @@ class Worker:
             self.unflushed = self.sink.flush(max(0.0, deadline - time.monotonic()))
             log.info("worker_stopped", processed=self.processed, unflushed=self.unflushed)
 
+    # -- flow control ---------------------------------------------------------------------
+    def _flow(self) -> None:
+        """Pause partitions read too far past their last commit (bounded re-delivery) or held
+        for a Schema Registry retry; resume them when their commits catch up or the retry is due."""
+        if self._holds and time.monotonic() >= self._registry_retry_at:
+            self.codec.retry_registry()
+            retry, self._holds = self._holds, {}
+        else:
+            retry = {}
+        want = {key: "registry" for key in self._holds}
+        for key in self.checkpoint.blocked() & self._assigned:
+            want.setdefault(key, "backpressure")
+        resume = [key for key in self._paused if key not in want]
+        pause = [key for key in want if key not in self._paused]
+        if resume:
+            self.source.resume(resume)
+            for key in resume:
+                del self._paused[key]
+        for key, offset in retry.items():
+            if key not in want:  # after resume(): the fetch restarts at the held event
+                self.source.seek(key[0], key[1], offset)
+        if pause:
+            self.source.pause(pause)
+            self._paused.update((key, want[key]) for key in pause)
+        if resume or pause:
+            reasons = Counter(self._paused.values())
+            for reason in ("backpressure", "registry"):
+                self.metrics.paused_partitions.labels(reason).set(reasons[reason])
+
+    def _hold(self, topic: str, partition: int, offset: int, exc: RegistryUnavailable) -> None:
+        """The registry could not name this event's schema: read the partition again from here
+        after a capped backoff. Nothing at or past it is committed meanwhile."""
+        delay = self.settings.retry_delay_ms(self._registry_failures) / 1000
+        if not self._holds:
+            self._registry_failures += 1
+            self._registry_retry_at = time.monotonic() + delay
+        self._holds[(topic, partition)] = offset
+        self.health.registry_ok = False
+        self.metrics.registry_unavailable.inc()
+        log.warning(
+            "registry_unavailable",
+            topic=topic,
+            partition=partition,
+            offset=offset,
+            retry_in_seconds=round(delay, 3),
+            error=exc.detail,
+        )
+
+    # -- processing -----------------------------------------------------------------------
+    def _apply_committed(self, ticket: Ticket) -> None:
+        work: _Committed | None = ticket.tally
+        if work is None:
+            return
+        m = self.metrics
+        for label, n in work.processed.items():
+            m.processed.labels(label).inc(n)
+        for stream, n in work.results.items():
+            m.results.labels(stream).inc(n)
+        for reason, n in work.dead_letters.items():
+            m.dead_letters.labels(reason).inc(n)
+        if work.outcomes:
+            self.business.observe(work.outcomes)
+
     def process(self, msgs: list[Message]) -> None:
         """Decode, route and forward one batch; hand every record to a ticket."""
         self.checkpoint.begin_batch()
         tally = _Tally()
+        self._retry_slept = 0.0
         try:
             self._process(msgs, tally)
         except KafkaException as exc:  # produce() itself refused (e.g. a transaction in error)
@@ -209,17 +306,19 @@ class Worker:
         m = self.metrics
         for label, n in tally.consumed.items():
             m.consumed.labels(label).inc(n)
-        for label, n in tally.processed.items():
-            m.processed.labels(label).inc(n)
-        for stream, n in tally.results.items():
-            m.results.labels(stream).inc(n)
+        for framing, n in tally.decode_errors.items():
+            m.decode_errors.labels(framing).inc(n)
         for age in tally.ages:
             m.event_age.observe(age)
-        self.processed += tally.processed.total()
+        if not self.health.registry_ok and self.codec.registry_healthy:
+            self._registry_failures = 0
+            self.health.registry_ok = True
+            log.info("registry_available")
 
     def _process(self, msgs: list[Message], tally: _Tally) -> None:
         checkpoint, sink, codec = self.checkpoint, self.sink, self.codec
-        consumed, processed, results_by_stream, ages = tally.consumed, tally.processed, tally.results, tally.ages
+        consumed, ages = tally.consumed, tally.ages
+        holds = self._holds
         now = time.time()
         debug = self._debug
         for msg in msgs:
@@ -229,15 +328,24 @@ class Worker:
                     log.warning("consume_error", error=str(err))
                 continue
             topic, partition, offset = cast(str, msg.topic()), cast(int, msg.partition()), cast(int, msg.offset())
+            if holds and (topic, partition) in holds:
+                continue  # held at an earlier event of this batch: read again after the retry
             ticket = checkpoint.ticket(topic, partition, offset)
+            work: _Committed | None = ticket.tally
+            if work is None:
+                work = ticket.tally = _Committed()
             if self._pattern and sink.is_own_output(topic):
                 continue  # a pattern matched one of our own outputs: never loop
             try:
                 activity = activity_from_record(codec.decode(msg.value() or b""))
+            except RegistryUnavailable as exc:
+                ticket.next_offset = offset  # commit up to this event, not past it
+                self._hold(topic, partition, offset, exc)
+                continue
             except DecodeError as exc:
                 consumed["other"] += 1
-                self.metrics.decode_errors.labels(exc.framing).inc()
-                self.metrics.dead_letters.labels(exc.reason).inc()
+                tally.decode_errors[exc.framing] += 1
+                work.dead_letters[exc.reason] += 1
                 sink.dead_letter(msg, topic, "DecodeError", exc.reason, str(exc), ticket)
                 log.warning("dead_letter", reason=exc.reason, topic=topic, partition=partition, offset=offset)
                 continue
@@ -246,7 +354,7 @@ class Worker:
             try:
                 results = self._handle(activity)
             except HandlerFailed as exc:
-                self.metrics.dead_letters.labels("handler_error").inc()
+                work.dead_letters["handler_error"] += 1
                 sink.dead_letter(msg, topic, "HandlerError", "handler_error", str(exc), ticket, activity)
                 log.warning(
                     "dead_letter",
@@ -269,10 +377,12 @@ class Worker:
                     activity_type=label,
                     results=[r.stream for r in results],
                 )
-            self.business.observe(results)
+            work.outcomes += results
+            results_by_stream = work.results
             for r in results:
                 results_by_stream[r.stream] += 1
-            processed[label] += 1
+            work.processed[label] += 1
+            self.processed += 1
             ages.append(now - activity.created_at_ms / 1000)
 
     def _handle(self, activity: Activity) -> list[Result]:
@@ -292,5 +402,10 @@ class Worker:
                 if attempt + 1 >= attempts:
                     raise HandlerFailed(f"{type(exc).__name__}: {exc}"[:500]) from exc
                 self.metrics.retries.labels(family).inc()
-                time.sleep(self.settings.retry_backoff_ms / 1000 * (2**attempt))
+                # Capped per retry, and per batch: past the budget, retries go without delay so
+                # the loop keeps turning (liveness, max.poll.interval.ms).
+                delay = min(self.settings.retry_delay_ms(attempt), self._retry_budget_ms - self._retry_slept * 1000)
+                if delay > 0:
+                    time.sleep(delay / 1000)
+                    self._retry_slept += delay / 1000
         raise AssertionError("unreachable")  # pragma: no cover

@@ -27,7 +27,7 @@ class PipelineMetrics:
         self.consumed = Counter(f"{p}events_consumed", "Events read from Kafka, by type.", ["type"], registry=registry)
         self.processed = Counter(
             f"{p}events_processed",
-            "Events handled and forwarded, by type.",
+            "Events handled and forwarded, counted once their batch is committed, by type.",
             ["type"],
             registry=registry,
         )
@@ -53,7 +53,7 @@ class PipelineMetrics:
         )
         self.dead_letters = Counter(
             f"{p}dead_letters",
-            "Records sent to the dead-letter topic, by reason.",
+            "Records dead-lettered, counted once their batch is committed, by reason.",
             ["reason"],
             registry=registry,
         )
@@ -83,7 +83,7 @@ class PipelineMetrics:
         )
         self.results = Counter(
             f"{p}results_produced",
-            "Results delivered downstream, by stream.",
+            "Results acknowledged downstream and committed with their input, by stream.",
             ["stream"],
             registry=registry,
         )
@@ -94,6 +94,22 @@ class PipelineMetrics:
             registry=registry,
             multiprocess_mode="livemax",
         )
+        self.registry_unavailable = Counter(
+            f"{p}registry_unavailable",
+            "Schema Registry lookups that failed for the registry's sake (not the event's): the "
+            "partition is held at the event and retried, never dead-lettered.",
+            registry=registry,
+        )
+        self.paused_partitions = Gauge(
+            f"{p}paused_partitions",
+            "Assigned partitions not being fetched, by reason: backpressure (too much read past "
+            "the last commit) or registry (waiting to retry a Schema Registry lookup).",
+            ["reason"],
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        for reason in ("backpressure", "registry"):
+            self.paused_partitions.labels(reason)
         for t in (*KNOWN_TYPES, OTHER):
             self.consumed.labels(t)
             self.processed.labels(t)

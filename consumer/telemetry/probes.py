@@ -24,6 +24,7 @@ class Health:
         self.connected = False
         self.assigned = 0
         self.stopping = False
+        self.registry_ok = True  # False while Schema Registry lookups fail (partitions held)
 
     def turned(self) -> None:
         self.last_turn = time.monotonic()
@@ -37,6 +38,8 @@ class Health:
             return False, "stopping"
         if not self.connected:
             return False, "not connected to Kafka"
+        if not self.registry_ok:
+            return False, "schema registry unavailable: partitions held, retrying"
         if self.assigned == 0:
             return False, "no partitions assigned"
         return True, f"{self.assigned} partition(s) assigned"

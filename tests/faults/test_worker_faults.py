@@ -69,8 +69,11 @@ def test_output_leader_outage_mid_stream_loses_nothing_and_commits_nothing_undel
 
     mock_cluster.broker_set_down(OUTPUT_LEADER)
     produce(mock_cluster.bootstraps, topic, during)
-    wait_until(lambda: running.worker.processed >= 203, 30, "events consumed during the outage")
-    time.sleep(1.5)  # several loop turns: each waits for deliveries, then commits what is ready
+    # Backpressure: each partition is read one batch past its last commit, then paused.
+    registry = running.worker.registry
+    paused = ("activity_consumer_paused_partitions", {"reason": "backpressure"})
+    wait_until(lambda: registry.get_sample_value(*paused) == PARTITIONS, 30, "both partitions paused")
+    time.sleep(1.5)  # several loop turns: each commits what is delivered, and nothing is
     # Consumed and handed to the producer, but nothing could be delivered: nothing new committed.
     assert committed(mock_cluster, group, topic, PARTITIONS) == delivered_end
     assert running.worker.checkpoint.in_flight()

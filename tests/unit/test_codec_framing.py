@@ -17,7 +17,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from fastavro import parse_schema, schemaless_writer
 from fastavro.schema import to_parsing_canonical_form
 
-from consumer.pipeline.codec import AvroCodec, DecodeError, SchemaStore
+from consumer.pipeline.codec import AvroCodec, DecodeError, RegistryUnavailable, SchemaStore
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO.parent / "shared" / "voucherify" / "examples"
@@ -212,16 +212,45 @@ def test_confluent_event_without_a_registry_is_unknown_schema_id(registry: Any) 
     assert exc.value.reason == "unknown_schema_id"
 
 
-def test_registry_down_is_registry_unavailable(registry: Any) -> None:
+def test_registry_down_is_not_a_decode_error_and_fails_fast_until_retried(registry: Any) -> None:
     payload = AvroCodec(framing="confluent", registry=registry).encode_json(ACTIVITY)
 
-    class Down:
-        def get_schema(self, schema_id: int, *args: Any, **kwargs: Any) -> Any:
-            raise ConnectionError("connection refused")
+    class Flaky:
+        calls = 0
+        up = False
 
-    with pytest.raises(DecodeError) as exc:
-        AvroCodec(framing="confluent", registry=Down()).decode(payload)
-    assert exc.value.reason == "registry_unavailable"
+        def get_schema(self, schema_id: int, *args: Any, **kwargs: Any) -> Any:
+            self.calls += 1
+            if not self.up:
+                raise ConnectionError("connection refused")
+            return registry.get_schema(schema_id)
+
+    client = Flaky()
+    codec = AvroCodec(framing="confluent", registry=client)
+    with pytest.raises(RegistryUnavailable):  # the event is not at fault: not a DecodeError
+        codec.decode(payload)
+    assert not codec.registry_healthy
+    with pytest.raises(RegistryUnavailable):
+        codec.decode(payload)
+    assert client.calls == 1  # failed fast: one batch does not wait on one timeout per event
+    client.up = True
+    codec.retry_registry()
+    assert codec.decode(payload)["id"] == ACTIVITY["id"]
+    assert codec.registry_healthy and client.calls == 2
+
+
+@pytest.mark.parametrize("status", [500, 503, 401, 429])
+def test_registry_errors_other_than_404_are_unavailable(registry: Any, status: int) -> None:
+    from confluent_kafka.schema_registry.error import SchemaRegistryError
+
+    payload = AvroCodec(framing="confluent", registry=registry).encode_json(ACTIVITY)
+
+    class Failing:
+        def get_schema(self, schema_id: int, *args: Any, **kwargs: Any) -> Any:
+            raise SchemaRegistryError(status, status * 100, "no")
+
+    with pytest.raises(RegistryUnavailable):
+        AvroCodec(framing="confluent", registry=Failing()).decode(payload)
 
 
 def test_confluent_needs_a_registry() -> None:

@@ -121,6 +121,15 @@ def test_pattern_instead_of_topics() -> None:
         ({"batch_size": 0}, BASE, ["--batch-size"]),
         ({"max_retries": -1}, BASE, ["--max-retries"]),
         ({"retry_backoff_ms": -5}, BASE, ["--retry-backoff-ms"]),
+        ({"retry_backoff_max_ms": 0}, BASE, ["--retry-backoff-max-ms"]),
+        ({"retry_backoff_ms": 500, "retry_backoff_max_ms": 100}, BASE, ["--retry-backoff-max-ms", "below"]),
+        ({"batch_max_wait_ms": -1}, BASE, ["--batch-max-wait-ms"]),
+        ({"max_uncommitted_batches": 0}, BASE, ["--max-uncommitted-batches"]),
+        # 100 retries of up to 1 s each would hold the loop far past the liveness window
+        ({"max_retries": 100}, BASE, ["--max-retries 100", "under 10.0s"]),
+        ({"max_retries": 20, "retry_backoff_max_ms": 600}, BASE, ["--max-retries 20", "under 10.0s"]),
+        # a third of a shorter max.poll.interval.ms is the budget then
+        ({"max_retries": 5}, {**BASE, "KAFKA_MAX_POLL_INTERVAL_MS": "3000"}, ["--max-retries 5", "under 1.0s"]),
         ({"stop_when_idle": 0.0}, BASE, ["--stop-when-idle"]),
         ({"shutdown_grace_seconds": 0.0}, BASE, ["--shutdown-grace-seconds"]),
         ({"log_format": "xml"}, BASE, ["--log-format"]),
@@ -254,3 +263,14 @@ def test_an_owned_key_is_refused_before_connecting_with_exit_2(capsys: pytest.Ca
     err = capsys.readouterr().err
     assert code == 2
     assert "KAFKA_ENABLE_AUTO_COMMIT" in err and "KAFKA_ACKS" in err
+
+
+def test_retry_delays_double_and_are_capped() -> None:
+    s = build({"retry_backoff_ms": 100, "retry_backoff_max_ms": 700, "max_retries": 6}, BASE)
+    assert [s.retry_delay_ms(a) for a in range(6)] == [100, 200, 400, 700, 700, 700]
+    assert s.retry_delay_ms(10_000) == 700  # no overflow for any attempt number
+
+
+def test_retries_within_the_budget_are_accepted() -> None:
+    s = build({"max_retries": 12, "retry_backoff_ms": 50, "retry_backoff_max_ms": 800}, BASE)
+    assert sum(s.retry_delay_ms(a) for a in range(s.max_retries)) <= s.retry_budget_ms() == 10_000

@@ -1,7 +1,7 @@
 """Framing detection, fastavro read/write, and JSON <-> Avro conversion."""
 
 from consumer.pipeline.codec.avro_codec import DEFAULT_SUBJECT, AvroCodec
-from consumer.pipeline.codec.framing import FRAMINGS, DecodeError, Framing
+from consumer.pipeline.codec.framing import FRAMINGS, DecodeError, Framing, RegistryUnavailable
 from consumer.pipeline.codec.jsonavro import EncodeError
 from consumer.pipeline.codec.schemas import SchemaStore
 
@@ -12,5 +12,6 @@ __all__ = [
     "DecodeError",
     "EncodeError",
     "Framing",
+    "RegistryUnavailable",
     "SchemaStore",
 ]

@@ -23,6 +23,7 @@ from consumer.pipeline.codec.jsonavro import ActivityConverter, Converters, Enco
 from consumer.pipeline.codec.schemas import SchemaStore
 
 DEFAULT_SUBJECT = "customer-activity-value"
+REGISTRY_TIMEOUT_S = 5.0
 
 
 def registry_client(url: str | None) -> Any:
@@ -31,7 +32,8 @@ def registry_client(url: str | None) -> Any:
         return None
     from confluent_kafka.schema_registry import SchemaRegistryClient
 
-    return SchemaRegistryClient.new_client({"url": url})
+    # One try, bounded: the worker retries with its own capped backoff, without blocking the loop.
+    return SchemaRegistryClient.new_client({"url": url, "max.retries": 0, "timeout": REGISTRY_TIMEOUT_S})
 
 
 class AvroCodec:
@@ -117,6 +119,16 @@ class AvroCodec:
             return self._read(payload, offset, writer, self.current, framing)
         except SchemaResolutionError:
             return self._decode_unknown_branch(payload, offset, writer, framing)
+
+    @property
+    def registry_healthy(self) -> bool:
+        """False from a failed registry lookup until one succeeds."""
+        return self.confluent is None or self.confluent.healthy
+
+    def retry_registry(self) -> None:
+        """Let the next lookup reach the registry again (after a `RegistryUnavailable`)."""
+        if self.confluent is not None:
+            self.confluent.retry()
 
     def branch_of(self, record: dict[str, Any]) -> str:
         return self.converter.branch_of(record)

@@ -26,7 +26,6 @@ DecodeReason = Literal[
     "truncated",
     "unknown_fingerprint",
     "unknown_schema_id",
-    "registry_unavailable",
     "malformed",
     "trailing_bytes",
     "incompatible_schema",
@@ -41,6 +40,18 @@ class DecodeError(Exception):
         self.reason: DecodeReason = reason
         self.detail = detail
         self.framing = framing
+
+
+class RegistryUnavailable(Exception):
+    """The Schema Registry could not answer (connection refused, timeout, 5xx, auth).
+
+    Not a `DecodeError`: the event is not at fault, so it must not be dead-lettered. The
+    worker holds the partition at this event and retries after a backoff.
+    """
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +115,13 @@ class Confluent:
         self.current = current
         self._header: bytes | None = None
         self._by_id: dict[int, WriterSchema] = {}
+        # After a failed lookup, fail fast until the caller asks to `retry()`: one batch must
+        # not wait on one network timeout per event.
+        self.down = False
+        self.healthy = True  # the last lookup reached the registry
+
+    def retry(self) -> None:
+        self.down = False
 
     def _register(self) -> bytes:
         from confluent_kafka.schema_registry import Schema as RegistrySchema
@@ -129,14 +147,20 @@ class Confluent:
     def _lookup(self, schema_id: int) -> WriterSchema:
         from confluent_kafka.schema_registry.error import SchemaRegistryError
 
+        if self.down:
+            raise RegistryUnavailable(f"schema id {schema_id}: registry down, waiting to retry")
         try:
             registered = self.client.get_schema(schema_id)
         except SchemaRegistryError as exc:
-            if exc.http_status_code == 404:
+            if exc.http_status_code == 404:  # the registry answered: the id names no schema
+                self.healthy = True
                 raise DecodeError("unknown_schema_id", f"schema id {schema_id} is not registered", self.name) from None
-            raise DecodeError("registry_unavailable", f"schema id {schema_id}: {exc}", self.name) from None
-        except Exception as exc:  # network errors and the like: the event is not at fault
-            raise DecodeError("registry_unavailable", f"schema id {schema_id}: {exc}", self.name) from None
+            self.down, self.healthy = True, False  # 5xx, 401/403, 429: not the event's fault
+            raise RegistryUnavailable(f"schema id {schema_id}: {exc}"[:300]) from None
+        except Exception as exc:  # network errors, timeouts: the event is not at fault
+            self.down, self.healthy = True, False
+            raise RegistryUnavailable(f"schema id {schema_id}: {type(exc).__name__}: {exc}"[:300]) from None
+        self.healthy = True
         if registered.schema_type not in (None, "AVRO"):
             raise DecodeError("unknown_schema_id", f"schema id {schema_id} is {registered.schema_type}", self.name)
         try:
