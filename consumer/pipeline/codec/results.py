@@ -12,11 +12,10 @@ from typing import Any
 from fastavro import schemaless_writer
 
 from consumer.config import AvroEngine
+from consumer.contract import RESULTS_NAMESPACE
 from consumer.pipeline.codec.engines import CavroEncoder, resolve
 from consumer.pipeline.codec.framing import CONFLUENT_MAGIC, SINGLE_OBJECT_MAGIC, Framing
 from consumer.pipeline.codec.schemas import SchemaStore, crc64_fingerprint, parsed
-
-RESULTS_NAMESPACE = "voucherify.activity.results"
 
 
 class RegistrationFailed(RuntimeError):
