@@ -288,6 +288,27 @@ class MockCluster:
         array = (ctypes.c_int * len(errors))(*(int(e) for e in errors))
         self._lib.rd_kafka_mock_push_request_errors_array(self._handle(), int(api_key), len(errors), array)
 
+    def broker_push_request_errors(self, broker_id: int, api_key: int, errors: Sequence[int]) -> None:
+        """Like :meth:`push_request_errors`, for requests to one broker only (no added latency)."""
+        if not errors:
+            return
+        fn = self._lib.rd_kafka_mock_broker_push_request_error_rtts
+        fn.restype = ctypes.c_int
+        # Variadic: (err, rtt_ms) pairs follow the fixed arguments.
+        pairs: list[ctypes.c_int] = []
+        for e in errors:
+            pairs += [ctypes.c_int(int(e)), ctypes.c_int(0)]
+        self._check(
+            "rd_kafka_mock_broker_push_request_error_rtts",
+            fn(
+                ctypes.c_void_p(self._handle()),
+                ctypes.c_int32(broker_id),
+                ctypes.c_int16(int(api_key)),
+                ctypes.c_size_t(len(errors)),
+                *pairs,
+            ),
+        )
+
     def clear_request_errors(self, api_key: int) -> None:
         self._lib.rd_kafka_mock_clear_request_errors(self._handle(), int(api_key))
 
