@@ -200,7 +200,8 @@ class Worker:
                 if s.stop_when_idle is not None and not msgs:
                     # Waiting for an assignment (a group join, a dead member's session to expire)
                     # is not idleness: the clock runs only while this member owns partitions.
-                    if self.checkpoint.in_flight() or not self._assigned:
+                    # Paused partitions (held for the registry, or waiting on acks) are not idle either.
+                    if self.checkpoint.in_flight() or not self._assigned or self._paused or self._holds:
                         last_work = time.monotonic()
                     elif time.monotonic() - last_work >= s.stop_when_idle:
                         log.info("idle_stop", idle_seconds=s.stop_when_idle)
