@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 from confluent_kafka import TopicPartition
+from prometheus_client import CollectorRegistry
 
 from tests.faults.mock_cluster import MockCluster
 from tests.faults.worker_harness import (
@@ -37,6 +38,11 @@ BATCH = 25
 OUTAGE_S = 10.0
 
 
+def total(registry: CollectorRegistry, sample: str) -> float:
+    """A counter summed over its labels."""
+    return sum(s.value for m in registry.collect() for s in m.samples if s.name == sample)
+
+
 @pytest.fixture
 def names(mock_cluster: MockCluster, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, str]]:
     patch_worker_for_mock(monkeypatch)
@@ -61,12 +67,16 @@ def test_output_leader_down_10s_then_a_crash_re_delivers_at_most_one_batch_per_p
     tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
     worst = dict.fromkeys(range(PARTITIONS), 0)
     deadline = time.monotonic() + OUTAGE_S
+    time.sleep(1.0)  # commit answers from before the outage are in
+    acked_before = total(first.worker.registry, "activity_consumer_results_produced_total")
     while time.monotonic() < deadline:
         # The commit first, then the position: a later position can only overstate the gap.
         done = committed(mock_cluster, group, topic, PARTITIONS)
         for tp in consumer.position(tps):
             worst[tp.partition] = max(worst[tp.partition], tp.offset - done[tp.partition])
         time.sleep(0.2)
+    # Results handled during the outage were never acknowledged: results_produced did not count them.
+    assert total(first.worker.registry, "activity_consumer_results_produced_total") == acked_before > 0
     paused = first.worker.registry.get_sample_value("activity_consumer_paused_partitions", {"reason": "backpressure"})
 
     # Crash, with the leader still down: no drain, no commit; what the group holds is what stands.
