@@ -5,7 +5,7 @@
 Prints one JSON line (`Measured`). The clock runs from the first input in the contender's
 hands to all N events done (results acknowledged, offsets or the transaction committed); the
 group join and the shutdown are outside it. CPU seconds are the process' user+system time over
-the same span, all threads (librdkafka's included). Peak RSS is the process' high-water mark.
+the same span, all threads (librdkafka's included). Peak RSS is the process' VmHWM.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer, Producer
@@ -82,8 +83,16 @@ class Clock:
     def measured(self, events: int, results: int = -1, **extra: Any) -> Measured:
         if self.first is None or self.done is None:
             raise RuntimeError("the contender never started or never finished")
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-        return Measured(events, self.done - self.first, self.cpu1 - self.cpu0, peak, results, extra)
+        return Measured(events, self.done - self.first, self.cpu1 - self.cpu0, _peak_rss_mb(), results, extra)
+
+
+def _peak_rss_mb() -> float:
+    """This process' RSS high-water mark. Not ru_maxrss: Linux carries that across execve, so a
+    child would report its parent's peak."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def _consumer(bootstrap: str, topic: str, name: str) -> Consumer:
