@@ -154,10 +154,10 @@ class Settings:
         ),
     )
     max_uncommitted_batches: int = setting(
-        1,
+        2,
         Spec(
             "ACTIVITY_MAX_UNCOMMITTED_BATCHES",
-            "batches a partition may be read past its last commit before it is paused",
+            "batches a partition may be read past its last commit; bounds re-delivery after a crash",
             int,
             check=_between(1, 100),
         ),

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
@@ -38,6 +38,7 @@ class Checkpoint:
         self.consumer: Consumer | None = None
         self._batch: dict[TP, Ticket] = {}
         self.on_committed: Callable[[Ticket], None] = lambda _t: None
+        self.batch_size = 500
 
     def attach(self, consumer: Consumer) -> None:
         self.consumer = consumer
@@ -56,6 +57,10 @@ class Checkpoint:
     def blocked(self) -> set[TP]:
         """Partitions that must not be fetched until their commits catch up."""
         return set()
+
+    def poll_size(self, paused: Collection[TP]) -> int:
+        """How many messages the next poll may return."""
+        return self.batch_size
 
     def on_commit(self, err: KafkaError | None, partitions: list[TopicPartition]) -> None: ...
 
@@ -91,17 +96,21 @@ class AtLeastOnce(Checkpoint):
     """Commit each partition's offsets as its tickets are acknowledged, asynchronously, so the
     next poll never waits on acks or on a commit round trip.
 
-    Re-delivery stays bounded: `blocked()` names the partitions read more than
-    `(max_batches - 1) * batch_size` offsets past their last confirmed commit, and the
-    worker pauses them until the commits catch up. A crash therefore re-delivers at most
-    `max_batches * batch_size` events per partition.
+    Re-delivery stays bounded by `bound = max_batches * batch_size` offsets per partition:
+    `poll_size()` never lets one poll carry a partition past it, and `blocked()` names the
+    partitions too close to it for a useful poll (past `bound - batch_size`, or half the bound),
+    which the worker pauses until their commits catch up. A crash therefore re-delivers at most
+    `bound` events per partition. Pausing costs a refetch, so in steady state, where only a few
+    small batches are in flight, nothing is paused.
     """
 
     def __init__(
         self, sink: Sink, metrics: PipelineMetrics, grace_seconds: float, *, batch_size: int = 500, max_batches: int = 1
     ) -> None:
         super().__init__(sink, metrics, grace_seconds)
-        self.window = (max_batches - 1) * batch_size  # offsets past the last commit a fetch may start from
+        self.batch_size = batch_size
+        self.bound = max_batches * batch_size
+        self.pause_above = max(self.bound - batch_size, self.bound // 2)
         self._owed: dict[TP, deque[Ticket]] = {}  # sealed, awaiting acks
         self._done: dict[TP, deque[Ticket]] = {}  # acknowledged, awaiting the commit's confirmation
         self._ready: dict[TP, int] = {}  # delivered up to here
@@ -126,7 +135,12 @@ class AtLeastOnce(Checkpoint):
         return {key: end - self._last.get(key, end) for key, end in self._read.items()}
 
     def blocked(self) -> set[TP]:
-        return {key for key, n in self.uncommitted().items() if n > self.window}
+        return {key for key, n in self.uncommitted().items() if n > self.pause_above}
+
+    def poll_size(self, paused: Collection[TP]) -> int:
+        """The most one poll may return so that no fetched partition passes the bound."""
+        worst = max((n for key, n in self.uncommitted().items() if key not in paused), default=0)
+        return max(1, min(self.batch_size, self.bound - worst))
 
     def poll(self) -> None:
         """Non-blocking: move past what was acknowledged and send its commit. One commit is in
@@ -334,5 +348,7 @@ def for_mode(
     max_batches: int = 1,
 ) -> Checkpoint:
     if exactly_once:
-        return ExactlyOnce(sink, metrics, grace)
+        checkpoint: Checkpoint = ExactlyOnce(sink, metrics, grace)
+        checkpoint.batch_size = batch_size
+        return checkpoint
     return AtLeastOnce(sink, metrics, grace, batch_size=batch_size, max_batches=max_batches)

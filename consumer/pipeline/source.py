@@ -19,7 +19,9 @@ def consumer_config(settings: Settings, **callbacks: Any) -> dict[str, Any]:
         "group.id": settings.group_id,
         "auto.offset.reset": "earliest",
         "statistics.interval.ms": 5000,
-        "fetch.wait.max.ms": 100,
+        # The broker's long poll is part of an event's latency (Tansu answers only when it ends):
+        # keep it near the batch wait. KAFKA_FETCH_WAIT_MAX_MS still overrides it.
+        "fetch.wait.max.ms": min(100, max(5, settings.batch_max_wait_ms)),
         **{k: v for k, v in settings.kafka.items() if k not in PRODUCER_ONLY},
         # Last, so nothing overrides them (Settings.validate refuses KAFKA_* attempts too).
         "bootstrap.servers": settings.bootstrap_servers,

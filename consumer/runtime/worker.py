@@ -185,7 +185,8 @@ class Worker:
                 self._flow()
                 # Everything paused: serve callbacks without waiting, then wait on acks instead.
                 stalled = bool(self._assigned) and self._assigned <= self._paused.keys()
-                msgs = self.source.poll_batch(s.batch_size, 0 if stalled else wait if self._assigned else 0.25)
+                size = self.checkpoint.poll_size(self._paused)
+                msgs = self.source.poll_batch(size, 0 if stalled else wait if self._assigned else 0.25)
                 self.health.turned()
                 if self._new_sources:
                     self.sink.ensure_topics(sorted(self._new_sources))
