@@ -50,7 +50,7 @@ from tests.faults.worker_harness import (
     wait_until,
 )
 from tests.integration.worker_support import REPO, make_stream, produce
-from tests.support.fault_matrix import MatrixRecorder, Tally, expectations, tally
+from tests.support.fault_matrix import MatrixRecorder, MissingBehaviour, Tally, expectations, tally
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(150)]
 
@@ -242,6 +242,12 @@ FATAL: dict[str, tuple[ApiKey, int]] = {
 }
 
 
+@pytest.mark.xfail(
+    strict=True,
+    raises=MissingBehaviour,
+    reason="after a fatal producer error, shutdown's flush raises KafkaException(_FATAL) out of the revoke "
+    "callback: exit 1 with a traceback instead of a clean exit after the delivery_failed line",
+)
 @pytest.mark.parametrize("request_type", list(FATAL))
 def test_fatal_error_exits_non_zero_with_a_clear_log_line_and_commits_nothing_undelivered(
     mock_cluster: MockCluster, fault_matrix: MatrixRecorder, request_type: str, tmp_path: Path
@@ -319,4 +325,4 @@ def test_fatal_error_exits_non_zero_with_a_clear_log_line_and_commits_nothing_un
     )
     if "Traceback" in text:  # exited non-zero, but by a crash rather than the clean exit 1
         crash = text[text.index("Traceback") :]
-        pytest.xfail(f"fatal producer error: exit {code} with a traceback, not a clean exit: {crash[-300:]}")
+        raise MissingBehaviour(f"exit {code} with a traceback, not a clean exit: {crash[-300:]}")

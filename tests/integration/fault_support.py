@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
 from consumer.cli.produce import customer_key
 from consumer.pipeline.codec import AvroCodec
@@ -121,8 +121,8 @@ def log_ends(bootstrap: str, topic: str, partitions: int) -> dict[int, int]:
 def wait_committed_to_end(bootstrap: str, group: str, topic: str, partitions: int, timeout: float) -> None:
     ends = log_ends(bootstrap, topic, partitions)
     deadline = time.monotonic() + timeout
-    while {p: max(o, 0) for p, o in committed(bootstrap, group, topic, partitions).items()} != ends:
-        assert time.monotonic() < deadline, f"commits did not reach {ends} in {timeout}s"
+    while (now := {p: max(o, 0) for p, o in committed(bootstrap, group, topic, partitions).items()}) != ends:
+        assert time.monotonic() < deadline, f"commits did not reach {ends} in {timeout}s: {now}"
         time.sleep(0.25)
 
 
@@ -177,3 +177,37 @@ class TransactionView:
             if not any(stable.get(key, 0) <= r.offset < written.get(key, 0) for stable, written in self.aborted):
                 out.append(r)
         return out
+
+
+def read_records(bootstrap: str, topics: list[str], timeout: float = 30.0, **config: Any) -> list[Record]:
+    """`worker_support.read_all` (read_committed, to the end) with extra client settings (TLS, SASL)."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"reader-{uuid.uuid4().hex[:8]}",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+            "enable.partition.eof": True,
+            **config,
+        }
+    )
+    try:
+        md = consumer.list_topics(timeout=10)
+        tps = [TopicPartition(t, p, 0) for t in topics if t in md.topics for p in md.topics[t].partitions]
+        remaining = {(tp.topic, tp.partition) for tp in tps}
+        out: list[Record] = []
+        if tps:
+            consumer.assign(tps)
+        deadline = time.monotonic() + timeout
+        while remaining and time.monotonic() < deadline:
+            for m in consumer.consume(1000, 0.5):
+                err = m.error()
+                if err is not None:
+                    if err.code() == KafkaError._PARTITION_EOF:
+                        remaining.discard((m.topic(), m.partition()))
+                    continue
+                out.append(Record(m.topic(), m.partition(), m.offset(), m.key(), m.value(), dict(m.headers() or [])))
+        assert not remaining, f"did not reach the end of {sorted(remaining)}"
+        return out
+    finally:
+        consumer.close()
