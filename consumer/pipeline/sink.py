@@ -141,17 +141,15 @@ class Sink:
             ("activity-id", activity.id.encode()),
             ("activity-type", activity.type.encode()),
         ]
+        # Encode every result before producing any: a schema registration that fails
+        # (RegistrationFailed) then leaves nothing of this event half-sent.
+        encoded = []
         for r in results:
             topic = self.topic_for(source_topic, r.stream)
-            value = self.encoder.encode(r.schema, r.value, topic)
+            encoded.append((topic, r, self.encoder.encode(r.schema, r.value, topic)))
+        for topic, r, value in encoded:
             ticket.pending += 1
-            self._produce(
-                topic,
-                r.key,
-                value,
-                [*headers, ("avro-schema", r.schema.encode())],
-                ticket,
-            )
+            self._produce(topic, r.key, value, [*headers, ("avro-schema", r.schema.encode())], ticket)
 
     def dead_letter(
         self,

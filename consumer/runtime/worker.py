@@ -368,7 +368,12 @@ class Worker:
                     activity_type=label,
                 )
                 continue
-            sink.forward(topic, activity, results, ticket)
+            try:
+                sink.forward(topic, activity, results, ticket)
+            except RegistryUnavailable as exc:  # a result schema could not be registered
+                ticket.next_offset = offset
+                self._hold(topic, partition, offset, exc)
+                continue
             if debug:  # explains one event when asked (ACTIVITY_LOG_LEVEL=debug); free otherwise
                 log.debug(
                     "event_processed",

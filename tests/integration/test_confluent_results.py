@@ -6,6 +6,7 @@ from a registry that outlives the worker. `tail` prints the same streams as JSON
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from consumer.cli.main import main
-from tests.integration.worker_support import make_stream, output_topics, produce, start_worker
+from tests.integration.worker_support import make_stream, output_topics, produce, read_all, start_worker
 from tests.support.registry_double import RegistryDouble
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
@@ -106,3 +107,36 @@ def test_confluent_results_read_back_with_the_stock_deserializer(
     assert main(["tail", dlq, "--bootstrap-servers", kafka_bootstrap]) == 0
     dead = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert len(dead) == 2 and all("unknown_schema_id" in d["error"] and d["headers"]["dlq-reason-code"] for d in dead)
+
+
+def test_a_registry_down_at_registration_holds_the_events_and_dead_letters_none(
+    kafka_bootstrap: str, new_topic: str, registry_double: RegistryDouble, tmp_path: Path
+) -> None:
+    """Registering a result schema is infrastructure: while the registry is down the worker
+    waits and retries, then forwards every event; nothing goes to the DLQ for it."""
+    stream = make_stream(60)
+    produce(kafka_bootstrap, new_topic, stream)
+    registry_double.stop()
+    log = tmp_path / "worker.log"
+    proc = start_worker(
+        kafka_bootstrap,
+        new_topic,
+        f"g-{uuid.uuid4().hex[:8]}",
+        idle=6.0,
+        extra=["--output-framing", "confluent", "--schema-registry-url", registry_double.url],
+        log_path=log,
+    )
+    deadline = time.monotonic() + 60
+    while "registry_unavailable" not in log.read_text() and time.monotonic() < deadline:
+        assert proc.poll() is None, log.read_text()[-3000:]
+        time.sleep(0.2)
+    assert "registry_unavailable" in log.read_text(), log.read_text()[-3000:]
+    time.sleep(3.0)  # several retries while it is down
+    registry_double.start()
+    assert proc.wait(timeout=120) == 0, log.read_text()[-3000:]
+
+    dlq = f"{new_topic}.dlq"
+    topics = output_topics(kafka_bootstrap, new_topic)
+    records = _read_with_stock_deserializer(kafka_bootstrap, [t for t in topics if t != dlq], registry_double.url)
+    assert sorted(r["value"]["activity_id"] for r in records) == sorted(a for a, _, _ in stream)
+    assert dlq not in topics or not read_all(kafka_bootstrap, [dlq])

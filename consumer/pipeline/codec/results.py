@@ -14,12 +14,13 @@ from fastavro import schemaless_writer
 from consumer.config import AvroEngine
 from consumer.contract import RESULTS_NAMESPACE
 from consumer.pipeline.codec.engines import CavroEncoder, resolve
-from consumer.pipeline.codec.framing import CONFLUENT_MAGIC, SINGLE_OBJECT_MAGIC, Framing
+from consumer.pipeline.codec.framing import CONFLUENT_MAGIC, SINGLE_OBJECT_MAGIC, Framing, RegistryUnavailable
 from consumer.pipeline.codec.schemas import SchemaStore, crc64_fingerprint, parsed
 
 
-class RegistrationFailed(RuntimeError):
-    """A result schema could not be registered (registry down or refusing it)."""
+class RegistrationFailed(RegistryUnavailable):
+    """A result schema could not be registered (registry down or refusing it): like any
+    registry outage, the worker holds the partition and retries; the event is not at fault."""
 
 
 class ResultEncoder:
