@@ -18,14 +18,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from confluent_kafka import KafkaError, Producer
+from confluent_kafka import KafkaError
 
 from tests.faults.mock_cluster import ApiKey, MockCluster
 from tests.faults.worker_harness import (
@@ -49,6 +47,7 @@ from tests.faults.worker_harness import (
     wait_committed,
     wait_until,
 )
+from tests.integration.fault_support import Trickle
 from tests.integration.worker_support import REPO, make_stream, produce
 from tests.support.fault_matrix import MatrixRecorder, MissingBehaviour, Tally, expectations, tally
 
@@ -65,42 +64,6 @@ def names(mock_cluster: MockCluster, monkeypatch: pytest.MonkeyPatch) -> Iterato
     create_topics(mock_cluster, topic, PARTITIONS, group)
     yield topic, group
     stop_all()
-
-
-class Trickle:
-    """Produces `stream` in the background at about `rate` events/s, through whatever faults the
-    test injects (the producer retries until its records are acknowledged)."""
-
-    def __init__(self, bootstrap: str, topic: str, stream: Stream, rate: float) -> None:
-        self.errors: list[str] = []
-        self.sent = 0
-        self._producer = Producer(
-            {"bootstrap.servers": bootstrap, "linger.ms": 5, "enable.idempotence": True, "message.timeout.ms": 120_000}
-        )
-        self._thread = threading.Thread(target=self._run, args=(topic, stream, rate), daemon=True)
-        self._thread.start()
-
-    def _report(self, err: Any, _msg: Any) -> None:
-        if err is not None:
-            self.errors.append(str(err))
-
-    def _run(self, topic: str, stream: Stream, rate: float) -> None:
-        started = time.monotonic()
-        for i, (activity_id, key, value) in enumerate(stream):
-            delay = started + i / rate - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            self._producer.produce(
-                topic, value, key, headers=[("activity-id", activity_id.encode())], on_delivery=self._report
-            )
-            self._producer.poll(0)
-            self.sent += 1
-
-    def finish(self, timeout: float = 90.0) -> None:
-        self._thread.join(timeout)
-        assert not self._thread.is_alive(), "the background producer did not finish"
-        assert self._producer.flush(timeout) == 0, "the background producer's records were not all acknowledged"
-        assert not self.errors, self.errors[:3]
 
 
 def _finish_and_check(

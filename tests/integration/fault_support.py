@@ -8,9 +8,9 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
@@ -179,7 +179,7 @@ class TransactionView:
         return out
 
 
-def read_records(bootstrap: str, topics: list[str], timeout: float = 30.0, **config: Any) -> list[Record]:
+def read_records(bootstrap: str, topics: list[str], config: Mapping[str, str], timeout: float = 30.0) -> list[Record]:
     """`worker_support.read_all` (read_committed, to the end) with extra client settings (TLS, SASL)."""
     consumer = Consumer(
         {
@@ -206,7 +206,9 @@ def read_records(bootstrap: str, topics: list[str], timeout: float = 30.0, **con
                     if err.code() == KafkaError._PARTITION_EOF:
                         remaining.discard((m.topic(), m.partition()))
                     continue
-                out.append(Record(m.topic(), m.partition(), m.offset(), m.key(), m.value(), dict(m.headers() or [])))
+                headers = cast(list[tuple[str, bytes]], m.headers() or [])
+                topic, partition, offset = cast(str, m.topic()), cast(int, m.partition()), cast(int, m.offset())
+                out.append(Record(topic, partition, offset, m.key(), m.value(), dict(headers)))
         assert not remaining, f"did not reach the end of {sorted(remaining)}"
         return out
     finally:

@@ -138,7 +138,7 @@ def test_tls_worker_connects_through_ssl_pass_through_and_a_wrong_ca_is_refused(
         proc = start_worker(bootstrap, topic, group, idle=4, env=env, log_path=log)
         assert proc.wait(timeout=90) == 0, log.read_text(errors="replace")[-3000:]
         outputs = [f"{topic}.{s}" for s in (*STREAMS, "dlq")]
-        t = tally(expectations(stream), read_records(bootstrap, outputs, **ssl_client))
+        t = tally(expectations(stream), read_records(bootstrap, outputs, ssl_client))
         fault_matrix.record("tansu: TLS (SSL pass-through)", "at-least-once", t, endpoint=how)
         assert t.forwarded == t.sent and t.lost == 0, t
 
@@ -267,7 +267,7 @@ def test_sasl_scram_successful_authentication(tmp_path: Path, fault_matrix: Matr
         assert proc.wait(timeout=90) == 0, log.read_text(errors="replace")[-3000:]
         assert SASL_PASSWORD not in log.read_text(errors="replace")
         outputs = [f"{topic}.{s}" for s in (*STREAMS, "dlq")]
-        t = tally(expectations(stream), read_records(bootstrap, outputs, **sasl_client))
+        t = tally(expectations(stream), read_records(bootstrap, outputs, sasl_client))
         fault_matrix.record("tansu: SASL/SCRAM-SHA-512", "at-least-once", t)
         assert t.forwarded == t.sent, t
 
