@@ -7,7 +7,7 @@ run's fault-matrix table (`tests.support.fault_matrix`).
 
 All run under at-least-once: the mock neither stores transactional offsets nor hides aborted
 records from read_committed readers (see `worker_harness.TxnSpy`), so exactly-once duplicates
-are counted on Tansu (tests/integration/test_fault_matrix.py).
+are counted on Tansu (tests/integration/test_fault_matrix_tansu.py).
 
 Topology (see `worker_harness.create_topics`): input partitions on broker 2, outputs on
 broker 1, group and transaction coordinators on broker 3.
