@@ -239,7 +239,8 @@ class AtLeastOnce(Checkpoint):
     def on_revoke(self, partitions: list[TopicPartition]) -> None:
         keys = {(p.topic, p.partition) for p in partitions}
         try:
-            if not self.failed:  # after a lost delivery, the last good commit stands
+            # After a lost delivery or a fatal producer error, the last good commit stands.
+            if not self.failed and self.sink.fatal is None:
                 self._drain(keys)
         finally:
             self._forget(keys)

@@ -77,6 +77,8 @@ class Sink:
         }
         if transactional:
             conf["transactional.id"] = settings.effective_transactional_id()
+        conf["error_cb"] = self._on_error
+        self.fatal: KafkaError | None = None  # a producer error no retry can fix: nothing more goes out
         self.producer = Producer(routed(conf))
         self._admin_conf = {"bootstrap.servers": settings.bootstrap_servers, **shared}
         self._topics: dict[tuple[str, str], str] = {}
@@ -206,12 +208,32 @@ class Sink:
                 return
             except BufferError:  # local queue full: serve delivery reports, then retry
                 self.producer.poll(0.05)
+            except KafkaException as exc:
+                self._on_error(exc.args[0])
+                raise
+
+    def _on_error(self, err: KafkaError) -> None:
+        if (err.fatal() or err.code() == KafkaError._FATAL) and self.fatal is None:
+            self.fatal = err
 
     def poll(self, timeout: float = 0.0) -> int:
-        return int(self.producer.poll(timeout))
+        """Serve delivery reports; raises DeliveryFailed once the producer has failed for good."""
+        if self.fatal is None:
+            try:
+                served = int(self.producer.poll(timeout))
+            except KafkaException as exc:
+                self._on_error(exc.args[0])
+                if self.fatal is None:
+                    raise
+            else:
+                if self.fatal is None:
+                    return served
+        raise DeliveryFailed(f"fatal producer error: {self.fatal.str()}")
 
     def flush(self, timeout: float) -> int:
         """Wait for outstanding deliveries; returns how many are still in flight."""
+        if self.fatal is not None:  # nothing queued can be delivered any more
+            return len(self.producer)
         return int(self.producer.flush(timeout))
 
     def queue_length(self) -> int:

@@ -124,6 +124,7 @@ class Worker:
         self._retry_slept = 0.0  # handler retry sleep in the current batch, seconds
         self._retry_budget_ms = settings.retry_budget_ms()
         self.unflushed = 0  # records still in the producer's queue after shutdown
+        self._fatal: str | None = None  # set by a client error that retrying cannot fix
 
     # -- rebalance ------------------------------------------------------------------------
     def _on_assign(self, _c: Consumer, partitions: list[TopicPartition]) -> None:
@@ -159,6 +160,10 @@ class Worker:
     def _on_error(self, err: KafkaError) -> None:
         if err.code() == KafkaError._ALL_BROKERS_DOWN:
             self.health.connected = False
+        if err.code() == KafkaError._AUTHENTICATION and self._fatal is None:
+            # Bad credentials do not heal by retrying: stop, and let the orchestrator say so.
+            self._fatal = f"authentication failed: {err.str()}"
+            self._stop.set()
         # librdkafka repeats connection errors many times a second while a broker is away.
         now = time.monotonic()
         if now - self._error_logged.get(err.code(), -1e9) >= 30 or err.fatal():
@@ -210,7 +215,13 @@ class Worker:
         except DeliveryFailed as exc:
             log.error("delivery_failed", error=str(exc))
             code = 1
+        except KafkaException as exc:  # a fatal client error (e.g. the idempotent producer fenced)
+            log.error("kafka_fatal_error", error=str(exc.args[0]), fatal=True)
+            code = 1
         finally:
+            if self._fatal is not None:
+                log.error("kafka_fatal_error", error=self._fatal, fatal=True)
+                code = 1
             self.health.stopping = True
             self._shutdown(clean=code == 0)
         return code
@@ -220,15 +231,19 @@ class Worker:
         try:
             if clean:
                 self.checkpoint.close()
-        except DeliveryFailed as exc:
+        except (DeliveryFailed, KafkaException) as exc:
             log.error("delivery_failed_on_close", error=str(exc))
         finally:
             # close() leaves the group; its revoke callback commits only what was delivered.
             try:
                 self.source.close()
-            except DeliveryFailed as exc:
+            except (DeliveryFailed, KafkaException) as exc:
                 log.error("delivery_failed_on_close", error=str(exc))
-            self.unflushed = self.sink.flush(max(0.0, deadline - time.monotonic()))
+            try:
+                self.unflushed = self.sink.flush(max(0.0, deadline - time.monotonic()))
+            except KafkaException as exc:  # the producer is in a fatal state: nothing more goes out
+                self.unflushed = self.sink.queue_length()
+                log.error("flush_failed_on_close", error=str(exc.args[0]))
             log.info("worker_stopped", processed=self.processed, unflushed=self.unflushed)
 
     # -- flow control ---------------------------------------------------------------------

@@ -205,12 +205,6 @@ FATAL: dict[str, tuple[ApiKey, int]] = {
 }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=MissingBehaviour,
-    reason="after a fatal producer error, KafkaException(_FATAL) escapes run() (from the loop's sink.poll, or "
-    "from flush in the revoke callback on shutdown): exit 1 with a traceback, not a clean exit 1",
-)
 @pytest.mark.parametrize("request_type", list(FATAL))
 def test_fatal_error_exits_non_zero_with_a_clear_log_line_and_commits_nothing_undelivered(
     mock_cluster: MockCluster, fault_matrix: MatrixRecorder, request_type: str, tmp_path: Path

@@ -62,7 +62,8 @@ def test_output_leader_outage_mid_stream_loses_nothing_and_commits_nothing_undel
     mock_cluster: MockCluster, names: tuple[str, str]
 ) -> None:
     topic, group = names
-    before, during = make_stream(100, poison=2, seed=1), make_stream(100, unknown=3, seed=2)
+    # Enough during the outage that each partition reaches the backpressure bound (keys spread unevenly).
+    before, during = make_stream(100, poison=2, seed=1), make_stream(300, unknown=3, seed=2)
     produce(mock_cluster.bootstraps, topic, before)
     running = start(settings(mock_cluster, topic, group))
     delivered_end = wait_committed(mock_cluster, group, topic, PARTITIONS, 30)

@@ -175,11 +175,6 @@ def _sasl_env(password: str) -> dict[str, str]:
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=MissingBehaviour,
-    reason="the worker logs the SASL authentication failure but keeps retrying: no non-zero exit",
-)
 def test_sasl_scram_bad_credentials_give_a_clear_error_and_a_non_zero_exit_and_never_show_the_password(
     tmp_path: Path,
 ) -> None:
