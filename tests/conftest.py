@@ -35,6 +35,14 @@ pytest_plugins = ["tests.support.registry_double", "tests.support.fault_matrix"]
 _TOPIC_UNSAFE = re.compile(r"[^a-zA-Z0-9._-]+")
 
 
+@pytest.fixture(autouse=True)
+def _no_worker_outlives_its_test() -> Iterator[None]:
+    yield
+    from tests.integration.worker_support import stop_leftover_workers
+
+    stop_leftover_workers()
+
+
 class TopicFactory(Protocol):
     def __call__(
         self,

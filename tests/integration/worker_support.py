@@ -203,7 +203,22 @@ def start_worker(
     ]
     full_env = {**os.environ, **TANSU_GROUP_ENV, **(env or {})}
     out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
-    return subprocess.Popen(args, cwd=REPO, env=full_env, stdout=out, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(args, cwd=REPO, env=full_env, stdout=out, stderr=subprocess.STDOUT)
+    STARTED.append(proc)
+    return proc
+
+
+# Every worker process started here; `stop_leftover_workers` (tests/conftest.py) kills the ones a
+# failed test left running, so no worker outlives its test.
+STARTED: list[subprocess.Popen[bytes]] = []
+
+
+def stop_leftover_workers() -> None:
+    while STARTED:
+        proc = STARTED.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
 
 
 def wait_for_records(bootstrap: str, topics: list[str], at_least: int, timeout: float = 60.0) -> int:
