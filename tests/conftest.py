@@ -13,6 +13,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any, Protocol
 
 import pytest
+import structlog
 
 from consumer.devtools.embedded_broker import EmbeddedBroker, create_topics, wait_for_broker
 
@@ -33,6 +34,15 @@ FAST_GROUP_CONFIG: dict[str, Any] = {
 pytest_plugins = ["tests.support.registry_double", "tests.support.fault_matrix"]
 
 _TOPIC_UNSAFE = re.compile(r"[^a-zA-Z0-9._-]+")
+
+
+@pytest.fixture(autouse=True)
+def _structlog_config_is_per_test() -> Iterator[None]:
+    """A test that points the logs at its own stream (capsys, a file) must not leave later
+    tests writing to it once it is closed."""
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)
 
 
 @pytest.fixture(autouse=True)

@@ -53,7 +53,10 @@ class _ToStructlog(logging.Handler):
         fields: dict[str, Any] = {"facility": facility, "client": client, "message": message}
         if muted:
             fields["repeats_muted"] = muted
-        getattr(log, method)("librdkafka", **fields)
+        try:
+            getattr(log, method)("librdkafka", **fields)
+        except Exception:  # a log line must never raise into librdkafka's callback
+            self.handleError(record)
 
 
 def _make_logger() -> logging.Logger:

@@ -115,11 +115,13 @@ def test_failing_sasl_authentication_does_not_show_the_password(kafka_bootstrap:
     env = {**CREDENTIALS, "KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT", "KAFKA_SASL_MECHANISM": "PLAIN"}
     worker = WorkerProc.start(kafka_bootstrap, "t", f"obs-sasl-{uuid.uuid4().hex[:8]}", tmp_path, env=env)
     try:
-        wait_for(lambda: '"event": "kafka_error"' in worker.stdout(), 30, "a kafka_error log line")
+        # Bad credentials do not heal by retrying: the worker stops by itself, exit 1.
+        wait_for(lambda: '"event": "kafka_fatal_error"' in worker.stdout(), 30, "a kafka_fatal_error log line")
         code, _ = worker.terminate()
     finally:
         worker.kill()
-    assert code == 0, worker.tail()
+    assert code == 1, worker.tail()
+    assert '"authentication failed: ' in worker.stdout()
     kafka = _settings_line(worker.stdout())
     assert kafka["security.protocol"] == "SASL_PLAINTEXT" and kafka["sasl.username"] == "svc-user"
     _assert_no_secret(worker.output(), "the output of a worker failing to authenticate")
