@@ -7,7 +7,7 @@ endpoint; every counter is still updated), so "off" swaps the worker's `Pipeline
 `BusinessMetrics` (and the checkpoint's reference) for no-op stand-ins after construction.
 
 1. End to end: `Worker.run` in-process against one Tansu broker, the corpus mix (bench/stream.py),
-   a fresh group per run, modes interleaved. The clock is bench/throughput.py's: first batch in
+   a fresh group per run, modes interleaved. The clock is bench/run.py's: first batch in
    hand -> all N processed, results acknowledged, offsets committed.
 2. In isolation: `Worker.process` over the same pre-fetched real `Message` objects in batches of
    500 (decode, route, produce to Tansu, metrics), modes interleaved; the difference divided by N

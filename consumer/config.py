@@ -332,6 +332,14 @@ def from_env(environ: Mapping[str, str] | None = None, problems: list[str] | Non
     return values
 
 
+def resolved(name: str, given: Any = None, environ: Mapping[str, str] | None = None) -> Any:
+    """One setting for a tool that needs no whole Settings: the flag, else the env var, else the default."""
+    if given is not None:
+        return given
+    value = from_env(environ, problems=[]).get(name)
+    return value if value is not None else Settings.__dataclass_fields__[name].default
+
+
 def build(cli: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Settings:
     """Flags win over the environment, which wins over defaults; then validate."""
     problems: list[str] = []

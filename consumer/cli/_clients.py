@@ -12,12 +12,6 @@ from consumer.config import kafka_from_env
 from consumer.kafka_keys import CONSUMER_ONLY, PRODUCER_ONLY
 from consumer.telemetry.kafka_logs import routed
 
-DEFAULT_BOOTSTRAP = "localhost:9092"
-
-
-def bootstrap(flag: str | None) -> str:
-    return flag or os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or DEFAULT_BOOTSTRAP
-
 
 def reader_config(bootstrap_servers: str, group_id: str | None = None) -> dict[str, Any]:
     """A consumer that reads by assignment and commits only when told to."""
@@ -48,7 +42,3 @@ def writer_config(bootstrap_servers: str) -> dict[str, Any]:
             "acks": "all",
         }
     )
-
-
-def registry_url(flag: str | None = None) -> str | None:
-    return flag or os.environ.get("SCHEMA_REGISTRY_URL") or None

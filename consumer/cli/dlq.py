@@ -11,6 +11,7 @@ from confluent_kafka import Consumer, KafkaException
 
 from consumer.cli import _clients
 from consumer.cli.dlq_read import DlqError, Filters, Scan, parse_when
+from consumer.config import add_flags, resolved
 
 DEFAULT_REPLAY_GROUP = "activity-consumer-dlq-replay"
 DEFAULT_MAX_REPLAYS = 3
@@ -24,7 +25,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     _common(inspect)
     inspect.add_argument("--sample", type=int, default=5, metavar="N", help="records to show (default 5)")
     inspect.add_argument("--format", choices=("table", "json"), default="table")
-    inspect.add_argument("--schema-registry-url", help="to summarise Confluent-framed values (env SCHEMA_REGISTRY_URL)")
+    add_flags(inspect, ("schema_registry_url",))
 
     replay = dsub.add_parser("replay", help="re-publish dead letters to their source topic (or --to)")
     _common(replay)
@@ -45,7 +46,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--topic", required=True, help="the dead-letter topic, e.g. customer-activity.dlq")
-    p.add_argument("--bootstrap-servers", help="env KAFKA_BOOTSTRAP_SERVERS (default localhost:9092)")
+    add_flags(p, ("bootstrap_servers",))
     p.add_argument("--reason", action="append", help="only this dlq-reason-code (repeat or comma-separate)")
     p.add_argument("--type", action="append", help="only this activity type (repeat or comma-separate)")
     p.add_argument("--since", help="dead-lettered at or after: ISO 8601 (UTC unless zoned) or an age (30m, 2h, 1d)")
@@ -75,7 +76,7 @@ def run(args: argparse.Namespace, out: IO[str] | None = None, err: IO[str] | Non
     except DlqError as exc:
         err.write(f"error: {exc}\n")
         return 2
-    bootstrap = _clients.bootstrap(args.bootstrap_servers)
+    bootstrap = resolved("bootstrap_servers", args.bootstrap_servers)
     replaying = args.dlq_command == "replay"
     consumer = Consumer(_clients.reader_config(bootstrap, args.group if replaying else None))
     try:
@@ -98,7 +99,7 @@ def _inspect(args: argparse.Namespace, scan: Scan, filters: Filters, out: IO[str
     from consumer.pipeline.codec import AvroCodec
     from consumer.pipeline.codec.avro_codec import registry_client
 
-    codec = AvroCodec(registry=registry_client(_clients.registry_url(args.schema_registry_url)))
+    codec = AvroCodec(registry=registry_client(resolved("schema_registry_url", args.schema_registry_url)))
     report = inspect(scan, filters, codec, args.sample)
     if args.format == "json":
         out.write(json.dumps(report.as_json(), indent=2, ensure_ascii=False) + "\n")

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from typing import Any
 
 from consumer.cli import dlq as dlq_cli
 from consumer.cli import schema as schema_cli
 from consumer.cli import tail as tail_cli
-from consumer.config import ConfigError, add_flags, build
+from consumer.config import ConfigError, add_flags, build, resolved
 from consumer.pipeline.codec.framing import FRAMINGS, Framing
 from consumer.pipeline.codec.schemas import ContractNotFound
 
@@ -53,7 +52,7 @@ def _parser() -> argparse.ArgumentParser:
 def _registry(url: str | None) -> Any:
     from consumer.pipeline.codec.avro_codec import registry_client
 
-    return registry_client(url or os.environ.get("SCHEMA_REGISTRY_URL"))
+    return registry_client(resolved("schema_registry_url", url))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,6 +19,7 @@ from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, 
 from fastavro import schemaless_reader
 
 from consumer.cli import _clients
+from consumer.config import add_flags, resolved
 from consumer.contract import ENVELOPE, RESULTS_NAMESPACE
 from consumer.pipeline.codec import AvroCodec, DecodeError
 from consumer.pipeline.codec.avro_codec import registry_client
@@ -29,8 +30,7 @@ from consumer.pipeline.codec.schemas import SchemaStore, crc64_fingerprint, pars
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("tail", help="print a topic (input, results or DLQ) as JSON Lines, either framing decoded")
     p.add_argument("topic")
-    p.add_argument("--bootstrap-servers", help="env KAFKA_BOOTSTRAP_SERVERS (default localhost:9092)")
-    p.add_argument("--schema-registry-url", help="for Confluent-framed values (env SCHEMA_REGISTRY_URL)")
+    add_flags(p, ("bootstrap_servers", "schema_registry_url"))
     p.add_argument("--from", dest="start", choices=("beginning", "end"), default="beginning")
     p.add_argument("--follow", action="store_true", help="keep printing new records until Ctrl-C")
     p.add_argument("--max-messages", type=int, metavar="N", help="stop after N records")
@@ -133,8 +133,8 @@ def run(args: argparse.Namespace, out: IO[str] | None = None, err: IO[str] | Non
     if args.max_messages is not None and args.max_messages < 1:
         err.write(f"error: --max-messages {args.max_messages}: must be >= 1\n")
         return 2
-    bootstrap = _clients.bootstrap(args.bootstrap_servers)
-    decoder = ValueDecoder(_clients.registry_url(args.schema_registry_url))
+    bootstrap = resolved("bootstrap_servers", args.bootstrap_servers)
+    decoder = ValueDecoder(resolved("schema_registry_url", args.schema_registry_url))
     consumer = Consumer(_clients.reader_config(bootstrap))
     stop = False
 

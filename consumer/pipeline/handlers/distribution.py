@@ -7,26 +7,14 @@ reason is redacted and cut short: it may quote the address that bounced.
 
 from __future__ import annotations
 
-import json
 from typing import Any, Final
 
 from consumer.model import Activity, Result
 from consumer.pipeline.handlers._common import bounded_text, customer_id, emit, text
+from consumer.pipeline.handlers._json import parse_object
 
 # Where providers put the reason, in the order tried.
 _REASON_KEYS: Final = ("failure_reason", "failure_message", "reason", "error", "message")
-
-
-def _distribution(raw: Any) -> dict[str, Any] | None:
-    if type(raw) is dict:
-        return raw
-    if type(raw) is not str:
-        return None
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        return None
-    return value if type(value) is dict else None
 
 
 def _reason(distribution: dict[str, Any]) -> str | None:
@@ -44,7 +32,7 @@ def notification(activity: Activity) -> list[Result]:
     data = activity.data
     _, _, rest = activity.canonical_type.partition(".")
     channel, _, outcome = rest.partition(".")
-    distribution = _distribution(data.get("distribution"))
+    distribution = parse_object(data.get("distribution"))
     value = {
         "channel": channel,
         "outcome": outcome,
