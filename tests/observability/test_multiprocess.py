@@ -63,7 +63,13 @@ def test_two_processes_count_every_event_once(kafka_bootstrap: str, tmp_path: Pa
         # all four partitions owned between the two processes
         ready = wait_for(lambda: (r := worker.get("/readyz")) is not None and r.status == 200 and r, 30, "/readyz 200")
         assert ready.body.startswith("2 process(es)") and f"{PARTITIONS} partition(s) assigned" in ready.body
-        s = wait_for(lambda: (x := worker.scrape()).value("activity_consumer_commits_total") >= 2 and x, 30, "commits")
+        # processed counts committed work: wait for the last commits to land
+        done = n - sum(1 for e in events if e.poison)
+        s = wait_for(
+            lambda: (x := worker.scrape()).total("activity_consumer_events_processed_total") >= done and x,
+            30,
+            "every event's commit",
+        )
         code, took = worker.terminate()
     finally:
         worker.kill()
@@ -118,7 +124,8 @@ def test_one_process_with_a_multiproc_dir_as_deployed(kafka_bootstrap: str, tmp_
         s = wait_for(
             lambda: (
                 (x := worker.scrape()).total("activity_consumer_events_consumed_total") >= n
-                and x.value("activity_consumer_commits_total") >= 1
+                # processed counts committed work: every event's commit has landed
+                and x.total("activity_consumer_events_processed_total") >= n - sum(1 for e in events if e.poison)
                 and x
             ),
             60,
