@@ -31,7 +31,7 @@ from consumer.pipeline.codec.framing import SINGLE_OBJECT_MAGIC
 from consumer.pipeline.codec.results import RESULTS_NAMESPACE, ResultEncoder
 from consumer.pipeline.codec.schemas import crc64_fingerprint, parsed
 from consumer.pipeline.router import Router
-from consumer.pipeline.sink import Ticket
+from consumer.pipeline.tickets import Ticket
 from consumer.runtime.worker import Worker
 from consumer.telemetry import logs
 

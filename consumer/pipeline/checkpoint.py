@@ -17,7 +17,8 @@ from collections.abc import Callable, Collection
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
-from consumer.pipeline.sink import DeliveryFailed, Sink, Ticket
+from consumer.pipeline.sink import Sink
+from consumer.pipeline.tickets import DeliveryFailed, Ticket
 from consumer.telemetry.logs import get as get_logger
 from consumer.telemetry.metrics import PipelineMetrics
 

@@ -13,6 +13,7 @@ from consumer.config import Settings
 from consumer.kafka_keys import CONSUMER_ONLY
 from consumer.model import Activity, Result
 from consumer.pipeline.codec.results import ResultEncoder
+from consumer.pipeline.tickets import DeliveryFailed, Ticket
 from consumer.pipeline.topics import create_topics, partition_counts
 from consumer.telemetry.kafka_logs import routed
 from consumer.telemetry.logs import get as get_logger
@@ -20,36 +21,6 @@ from consumer.telemetry.logs import get as get_logger
 log = get_logger("consumer.pipeline.sink")
 
 Headers = list[tuple[str, str | bytes | None]]
-
-
-class DeliveryFailed(RuntimeError):
-    """The producer gave up on a record: nothing past it may be committed."""
-
-
-class Ticket:
-    """Deliveries owed for one partition's slice of one batch.
-
-    The checkpoint may commit `next_offset` once the ticket is sealed (all its records
-    were handed to the producer) and every delivery report has come back.
-    """
-
-    __slots__ = ("error", "next_offset", "pending", "sealed", "tally")
-
-    def __init__(self) -> None:
-        self.pending = 0
-        self.next_offset = -1
-        self.sealed = False
-        self.error: KafkaError | None = None
-        self.tally: Any = None  # the worker's counts for this slice, applied once it is committed
-
-    def ack(self, err: KafkaError | None, _msg: Message) -> None:
-        if err is not None:
-            self.error = err
-        self.pending -= 1
-
-    @property
-    def done(self) -> bool:
-        return self.sealed and self.pending == 0
 
 
 class Sink:

@@ -20,8 +20,9 @@ from consumer.pipeline.codec.avro_codec import registry_client
 from consumer.pipeline.codec.engines import version as engine_version
 from consumer.pipeline.codec.results import ResultEncoder
 from consumer.pipeline.router import Router
-from consumer.pipeline.sink import DeliveryFailed, Sink, Ticket
+from consumer.pipeline.sink import Sink
 from consumer.pipeline.source import Source
+from consumer.pipeline.tickets import DeliveryFailed, Ticket
 from consumer.telemetry.business_metrics import BusinessMetrics
 from consumer.telemetry.logs import get as get_logger
 from consumer.telemetry.metrics import PipelineMetrics, new_registry
