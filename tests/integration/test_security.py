@@ -219,57 +219,6 @@ def test_sasl_scram_bad_credentials_give_a_clear_error_and_a_non_zero_exit_and_n
             raise MissingBehaviour(f"still running 30 s after: {line[:200]}" if code is None else "exit 0")
 
 
-def test_sasl_scram_successful_authentication(tmp_path: Path, fault_matrix: MatrixRecorder) -> None:
-    """Needs a user on the broker: Tansu adds one through AlterUserScramCredentials, which it only
-    serves to an authenticated client; its memory storage starts empty, so the first user can
-    never be made. Runs where the broker accepts the user."""
-    with tansu(tmp_path, "--authentication") as broker:
-        assert broker.proc.poll() is None, broker.output
-        made = subprocess.run(
-            [
-                find_tansu_binary(),
-                "user",
-                "create",
-                "--broker",
-                f"tcp://127.0.0.1:{broker.port}",
-                "--mechanism",
-                "scram512",
-                SASL_USER,
-                SASL_PASSWORD,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=20,
-            check=False,
-        )
-        if made.returncode != 0:
-            pytest.skip(f"this Tansu cannot be given a first SCRAM user: {made.stderr.strip()[-200:]}")
-        bootstrap = f"127.0.0.1:{broker.port}"
-        sasl_client = {
-            "security.protocol": "SASL_PLAINTEXT",
-            "sasl.mechanism": "SCRAM-SHA-512",
-            "sasl.username": SASL_USER,
-            "sasl.password": SASL_PASSWORD,
-        }
-        topic = f"sasl.{uuid.uuid4().hex[:8]}"
-        create_topics(bootstrap, {topic: 2}, client_config=sasl_client)
-        stream = fast_stream(200, 32)
-        produce_all(bootstrap, topic, stream, **sasl_client)
-        log = tmp_path / "worker.log"
-        proc = start_worker(
-            bootstrap, topic, f"sasl-{uuid.uuid4().hex[:8]}", idle=4, env=_sasl_env(SASL_PASSWORD), log_path=log
-        )
-        assert proc.wait(timeout=90) == 0, log.read_text(errors="replace")[-3000:]
-        assert SASL_PASSWORD not in log.read_text(errors="replace")
-        outputs = [f"{topic}.{s}" for s in (*STREAMS, "dlq")]
-        t = tally(expectations(stream), read_records(bootstrap, outputs, sasl_client))
-        fault_matrix.record("tansu: SASL/SCRAM-SHA-512", "at-least-once", t)
-        assert t.forwarded == t.sent, t
-
-
-# -- --metrics-host ---------------------------------------------------------------------------------
-
-
 def _other_local_addresses() -> list[str]:
     """Local addresses other than 127.0.0.1: another loopback one, and the host's own, if any."""
     out = ["127.0.0.2"]
