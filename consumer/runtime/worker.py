@@ -276,9 +276,10 @@ class Worker:
             for reason in ("backpressure", "registry"):
                 self.metrics.paused_partitions.labels(reason).set(reasons[reason])
 
-    def _hold(self, topic: str, partition: int, offset: int, exc: RegistryUnavailable) -> None:
-        """The registry could not name this event's schema: read the partition again from here
+    def _hold(self, ticket: Ticket, topic: str, partition: int, offset: int, exc: RegistryUnavailable) -> None:
+        """The registry could not serve this event (its schema, or a result's): read the partition again from here
         after a capped backoff. Nothing at or past it is committed meanwhile."""
+        ticket.next_offset = offset  # commit up to this event, not past it
         delay = self.settings.retry_delay_ms(self._registry_failures) / 1000
         if not self._holds:
             self._registry_failures += 1
@@ -357,8 +358,7 @@ class Worker:
             try:
                 activity = activity_from_record(codec.decode(msg.value() or b""))
             except RegistryUnavailable as exc:
-                ticket.next_offset = offset  # commit up to this event, not past it
-                self._hold(topic, partition, offset, exc)
+                self._hold(ticket, topic, partition, offset, exc)
                 continue
             except DecodeError as exc:
                 consumed["other"] += 1
@@ -387,8 +387,7 @@ class Worker:
             try:
                 sink.forward(topic, activity, results, ticket)
             except RegistryUnavailable as exc:  # a result schema could not be registered
-                ticket.next_offset = offset
-                self._hold(topic, partition, offset, exc)
+                self._hold(ticket, topic, partition, offset, exc)
                 continue
             if debug:  # explains one event when asked (ACTIVITY_LOG_LEVEL=debug); free otherwise
                 log.debug(

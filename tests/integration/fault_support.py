@@ -8,11 +8,11 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import Consumer, Producer, TopicPartition
 
 from consumer.cli.produce import customer_key
 from consumer.pipeline.codec import AvroCodec
@@ -177,39 +177,3 @@ class TransactionView:
             if not any(stable.get(key, 0) <= r.offset < written.get(key, 0) for stable, written in self.aborted):
                 out.append(r)
         return out
-
-
-def read_records(bootstrap: str, topics: list[str], config: Mapping[str, str], timeout: float = 30.0) -> list[Record]:
-    """`worker_support.read_all` (read_committed, to the end) with extra client settings (TLS, SASL)."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"reader-{uuid.uuid4().hex[:8]}",
-            "enable.auto.commit": False,
-            "isolation.level": "read_committed",
-            "enable.partition.eof": True,
-            **config,
-        }
-    )
-    try:
-        md = consumer.list_topics(timeout=10)
-        tps = [TopicPartition(t, p, 0) for t in topics if t in md.topics for p in md.topics[t].partitions]
-        remaining = {(tp.topic, tp.partition) for tp in tps}
-        out: list[Record] = []
-        if tps:
-            consumer.assign(tps)
-        deadline = time.monotonic() + timeout
-        while remaining and time.monotonic() < deadline:
-            for m in consumer.consume(1000, 0.5):
-                err = m.error()
-                if err is not None:
-                    if err.code() == KafkaError._PARTITION_EOF:
-                        remaining.discard((m.topic(), m.partition()))
-                    continue
-                headers = cast(list[tuple[str, bytes]], m.headers() or [])
-                topic, partition, offset = cast(str, m.topic()), cast(int, m.partition()), cast(int, m.offset())
-                out.append(Record(topic, partition, offset, m.key(), m.value(), dict(headers)))
-        assert not remaining, f"did not reach the end of {sorted(remaining)}"
-        return out
-    finally:
-        consumer.close()

@@ -22,8 +22,8 @@ import pytest
 from consumer.contract import STREAMS
 from consumer.devtools.embedded_broker import find_tansu_binary, free_tcp_port
 from consumer.pipeline.topics import create_topics
-from tests.integration.fault_support import fast_stream, kill, produce_all, read_records
-from tests.integration.worker_support import start_worker
+from tests.integration.fault_support import fast_stream, kill, produce_all
+from tests.integration.worker_support import read_all, start_worker
 from tests.support.fault_matrix import MatrixRecorder, MissingBehaviour, expectations, tally
 from tests.support.tls import Pki, TlsTerminator, make_pki
 
@@ -138,7 +138,7 @@ def test_tls_worker_connects_through_ssl_pass_through_and_a_wrong_ca_is_refused(
         proc = start_worker(bootstrap, topic, group, idle=4, env=env, log_path=log)
         assert proc.wait(timeout=90) == 0, log.read_text(errors="replace")[-3000:]
         outputs = [f"{topic}.{s}" for s in (*STREAMS, "dlq")]
-        t = tally(expectations(stream), read_records(bootstrap, outputs, ssl_client))
+        t = tally(expectations(stream), read_all(bootstrap, outputs, config=ssl_client))
         fault_matrix.record("tansu: TLS (SSL pass-through)", "at-least-once", t, endpoint=how)
         assert t.forwarded == t.sent and t.lost == 0, t
 

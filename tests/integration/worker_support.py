@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -106,9 +106,14 @@ class Record:
 
 
 def read_all(
-    bootstrap: str, topics: list[str], timeout: float = 30.0, isolation: str = "read_committed"
+    bootstrap: str,
+    topics: list[str],
+    timeout: float = 30.0,
+    isolation: str = "read_committed",
+    config: Mapping[str, str] | None = None,
 ) -> list[Record]:
-    """Every record of `topics` up to the end a reader of `isolation` may reach.
+    """Every record of `topics` up to the end a reader of `isolation` may reach; `config` adds
+    client settings (TLS, SASL).
 
     For read_committed that end is the last stable offset: an open transaction's records,
     and anything after them, are not read.
@@ -121,6 +126,7 @@ def read_all(
                 "enable.auto.commit": False,
                 "isolation.level": isolation,
                 "enable.partition.eof": True,
+                **(config or {}),
             }
         )
     )
