@@ -14,7 +14,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, Message, Producer
 
-from consumer.cli.produce import customer_key
+from consumer.ingest.records import customer_key
 from consumer.pipeline.codec import AvroCodec
 from consumer.telemetry.kafka_logs import routed
 from tests.integration.worker_support import templates

@@ -38,3 +38,22 @@ STREAM_SCHEMAS: Final[dict[str, str]] = {
 STREAMS: Final[tuple[str, ...]] = tuple(STREAM_SCHEMAS)
 RESULT_SCHEMAS: Final[tuple[str, ...]] = tuple(STREAM_SCHEMAS.values())
 DLQ_SUFFIX: Final = "dlq"  # `<input>.dlq` unless --dlq-topic names another
+
+# Header names on the wire: input events, results and dead letters. Declared here only.
+H_ACTIVITY_ID: Final = "activity-id"
+H_ACTIVITY_TYPE: Final = "activity-type"
+H_AVRO_SCHEMA: Final = "avro-schema"  # a result's record name
+H_DELIVERY_ID: Final = "voucherify-delivery-id"  # the webhook send-out (`whs_…`) an input came from
+H_PROJECT_ID: Final = "voucherify-project-id"  # the Voucherify project (`proj_…`) it belongs to
+H_INGEST_SOURCE: Final = "activity-source"  # how it entered: webhook, backfill, produce
+DLQ_PREFIX: Final = "dlq-"
+H_DLQ_ERROR_CLASS: Final = "dlq-error-class"
+H_DLQ_REASON_CODE: Final = "dlq-reason-code"
+H_DLQ_REASON: Final = "dlq-reason"
+H_DLQ_SOURCE_TOPIC: Final = "dlq-source-topic"
+H_DLQ_SOURCE_PARTITION: Final = "dlq-source-partition"
+H_DLQ_SOURCE_OFFSET: Final = "dlq-source-offset"
+H_DLQ_FAILED_AT: Final = "dlq-failed-at"
+H_DLQ_REPLAY_COUNT: Final = "dlq-replay-count"
+H_DLQ_VALUE_OMITTED: Final = "dlq-value-omitted"
+H_DLQ_VALUE_SIZE: Final = "dlq-value-size"

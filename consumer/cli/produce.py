@@ -10,22 +10,10 @@ from typing import IO, Any
 from confluent_kafka import KafkaError, Message, Producer
 
 from consumer.config import Settings
+from consumer.ingest.records import input_record
+from consumer.kafka_io import produce_waiting
 from consumer.pipeline.codec import AvroCodec, EncodeError, Framing
 from consumer.telemetry.kafka_logs import routed
-
-
-def customer_key(activity: dict[str, Any]) -> str | None:
-    """The customer id an activity is about: the partitioning key that keeps order."""
-    data = activity.get("data")
-    if isinstance(data, dict) and set(data) <= {"data", "event_source"} and "data" in data:
-        data = data["data"]
-    if not isinstance(data, dict):
-        return None
-    customer = data.get("customer")
-    if isinstance(customer, dict) and isinstance(customer.get("id"), str):
-        return str(customer["id"])
-    cid = data.get("customer_id")
-    return cid if isinstance(cid, str) else None
 
 
 def produce_lines(
@@ -59,22 +47,12 @@ def produce_lines(
         if not line.strip():
             continue
         try:
-            activity = json.loads(line)
-            value = codec.encode_json(activity)
+            record = input_record(codec, json.loads(line), source="produce")
         except (json.JSONDecodeError, EncodeError) as exc:
             bad += 1
             err.write(f"line {number}: {exc}\n")
             continue
-        headers = [
-            ("activity-id", activity["id"].encode()),
-            ("activity-type", activity["type"].encode()),
-        ]
-        while True:
-            try:
-                producer.produce(topic, value, customer_key(activity), headers=headers, on_delivery=delivered)
-                break
-            except BufferError:
-                producer.poll(0.1)
+        produce_waiting(producer, topic, record.value, record.key, record.headers, delivered)
         sent += 1
         producer.poll(0)
     left = producer.flush(30)

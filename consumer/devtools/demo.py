@@ -17,8 +17,8 @@ from typing import Any
 
 from confluent_kafka import Producer
 
-from consumer.cli.produce import customer_key
 from consumer.config import Settings
+from consumer.ingest.records import customer_key
 from consumer.pipeline.codec import AvroCodec
 from consumer.runtime.process import serve_worker
 from consumer.runtime.worker import Worker

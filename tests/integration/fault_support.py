@@ -14,7 +14,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from consumer.cli.produce import customer_key
+from consumer.ingest.records import customer_key
 from consumer.pipeline.codec import AvroCodec
 from tests.integration.worker_support import Record, read_all, templates
 

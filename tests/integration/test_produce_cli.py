@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from consumer.cli.produce import customer_key
+from consumer.ingest.records import customer_key
 from consumer.pipeline.codec import AvroCodec
 from tests.integration.worker_support import CORPUS, REPO, SEED_FIXTURES, read_all
 

@@ -16,7 +16,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
 from consumer.catalogue import KNOWN_TYPES, canonical
-from consumer.cli.produce import customer_key
+from consumer.ingest.records import customer_key
 from consumer.pipeline.codec import AvroCodec
 from consumer.telemetry.kafka_logs import routed
 

@@ -20,8 +20,8 @@ from typing import Any, TypeVar
 from confluent_kafka import Producer
 from prometheus_client.parser import text_string_to_metric_families
 
-from consumer.cli.produce import customer_key
 from consumer.devtools.embedded_broker import free_tcp_port
+from consumer.ingest.records import customer_key
 from consumer.pipeline.codec import AvroCodec
 from consumer.telemetry.kafka_logs import routed
 from tests.integration.worker_support import TANSU_GROUP_ENV, make_stream, templates

@@ -14,7 +14,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "consumer"
-LAYERS = {"leaf": 0, "telemetry": 1, "pipeline": 2, "runtime": 3, "cli": 4, "devtools": 4}
+LAYERS = {"leaf": 0, "telemetry": 1, "pipeline": 2, "runtime": 3, "ingest": 3, "cli": 4, "devtools": 4}
 
 
 def _module_name(path: Path) -> str:

@@ -1,0 +1,31 @@
+"""Producing when librdkafka's local queue is full: the one retry loop for `BufferError`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from confluent_kafka import Producer
+
+Headers = Sequence[tuple[str, str | bytes | None]]
+
+
+def produce_waiting(
+    producer: Producer,
+    topic: str,
+    value: bytes | None,
+    key: str | bytes | None = None,
+    headers: Headers | None = None,
+    on_delivery: Callable[[Any, Any], None] | None = None,
+    *,
+    wait_s: float = 0.05,
+    partition: int | None = None,
+) -> None:
+    """`producer.produce`, serving delivery reports while the local queue is full."""
+    extra: dict[str, Any] = {} if partition is None else {"partition": partition}
+    while True:
+        try:
+            producer.produce(topic, value, key, headers=list(headers or ()), on_delivery=on_delivery, **extra)
+            return
+        except BufferError:
+            producer.poll(wait_s)
