@@ -196,14 +196,7 @@ class Settings:
     kafka: Mapping[str, str] = field(default_factory=dict)
 
     def validate(self, earlier: Iterable[str] = ()) -> Settings:
-        problems = list(earlier)
-        for name, spec in SPECS.items():
-            value = getattr(self, name)
-            if spec.choices is not None and value not in spec.choices:
-                problems.append(f"{flag_of(name)} {value!r}: use one of {', '.join(spec.choices)}")
-            elif spec.check is not None and value is not None and (problem := spec.check(value)):
-                shown = "" if isinstance(value, tuple) else f" {value!r}"  # the problem names the bad items
-                problems.append(f"{flag_of(name)}{shown}: {problem}")
+        problems = field_problems(self, earlier)
         if bool(self.topics) == bool(self.pattern):
             problems.append("give exactly one of --topics or --pattern (ACTIVITY_TOPICS / ACTIVITY_PATTERN)")
         if self.pattern:
@@ -274,19 +267,44 @@ class Settings:
         return out
 
 
-# field name -> its Spec, in declaration order
-SPECS: dict[str, Spec] = {f.name: f.metadata["spec"] for f in fields(Settings) if "spec" in f.metadata}
+def specs_of(cls: type[Any]) -> dict[str, Spec]:
+    """Field name -> its Spec, in declaration order, for any class of declared settings."""
+    return {f.name: f.metadata["spec"] for f in fields(cls) if "spec" in f.metadata}
+
+
+# The worker's settings (`activity-consumer run`).
+SPECS: dict[str, Spec] = specs_of(Settings)
+
+
+def shared(name: str) -> Any:
+    """A worker setting that another command takes too: the same declaration, not a copy."""
+    declared = Settings.__dataclass_fields__[name]
+    return setting(declared.default, declared.metadata["spec"])
+
+
+def field_problems(values: Any, earlier: Iterable[str] = ()) -> list[str]:
+    """What each declared field's choices and check say of its value."""
+    problems = list(earlier)
+    for name, spec in specs_of(type(values)).items():
+        value = getattr(values, name)
+        if spec.choices is not None and value not in spec.choices:
+            problems.append(f"{flag_of(name)} {value!r}: use one of {', '.join(spec.choices)}")
+        elif spec.check is not None and value is not None and (problem := spec.check(value)):
+            shown = "" if isinstance(value, tuple) else f" {value!r}"  # the problem names the bad items
+            problems.append(f"{flag_of(name)}{shown}: {problem}")
+    return problems
 
 
 def flag_of(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def add_flags(parser: argparse.ArgumentParser, names: Iterable[str] | None = None) -> None:
-    """One flag per setting (all of them, or `names`); an absent flag leaves the value None."""
-    for name in SPECS if names is None else names:
-        spec = SPECS[name]
-        default = Settings.__dataclass_fields__[name].default
+def add_flags(parser: argparse.ArgumentParser, names: Iterable[str] | None = None, cls: type[Any] = Settings) -> None:
+    """One flag per setting of `cls` (all of them, or `names`); an absent flag leaves the value None."""
+    specs = specs_of(cls)
+    for name in specs if names is None else names:
+        spec = specs[name]
+        default = cls.__dataclass_fields__[name].default
         shown = f"; default {default!r}" if default not in (None, ()) else ""
         parser.add_argument(
             flag_of(name),
@@ -308,14 +326,16 @@ def kafka_from_env(environ: Mapping[str, str]) -> dict[str, str]:
     }
 
 
-def from_env(environ: Mapping[str, str] | None = None, problems: list[str] | None = None) -> dict[str, Any]:
+def from_env(
+    environ: Mapping[str, str] | None = None, problems: list[str] | None = None, cls: type[Any] = Settings
+) -> dict[str, Any]:
     """Settings values found in the environment, converted, keyed by field name.
 
     Values that do not convert are described in `problems` (when given) and left out.
     """
     env = os.environ if environ is None else environ
     values: dict[str, Any] = {}
-    for name, spec in SPECS.items():
+    for name, spec in specs_of(cls).items():
         raw = env.get(spec.env)
         if not raw:
             continue
@@ -327,7 +347,7 @@ def from_env(environ: Mapping[str, str] | None = None, problems: list[str] | Non
                 raise ConfigError(problem) from None
             problems.append(problem)
     kafka = kafka_from_env(env)
-    if kafka:
+    if kafka and "kafka" in cls.__dataclass_fields__:
         values["kafka"] = kafka
     return values
 
@@ -340,20 +360,26 @@ def resolved(name: str, given: Any = None, environ: Mapping[str, str] | None = N
     return value if value is not None else Settings.__dataclass_fields__[name].default
 
 
-def build(cli: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Settings:
-    """Flags win over the environment, which wins over defaults; then validate."""
+def build(cli: Mapping[str, Any], environ: Mapping[str, str] | None = None, cls: type[Any] = Settings) -> Any:
+    """Flags win over the environment, which wins over defaults; then validate (`cls.validate`)."""
     problems: list[str] = []
-    values = from_env(environ, problems)
-    values.update({name: value for name, value in cli.items() if name in SPECS and value is not None})
-    return Settings(**values).validate(problems)
+    values = from_env(environ, problems, cls)
+    specs = specs_of(cls)
+    values.update({name: value for name, value in cli.items() if name in specs and value is not None})
+    return cls(**values).validate(problems)
 
 
-def markdown_table() -> str:
-    """The README's settings table, generated from the declarations."""
+def markdown_table(cls: type[Any] = Settings) -> str:
+    """A README settings table, generated from the declarations of `cls`."""
     rows = ["| flag | environment | default | what |", "|---|---|---|---|"]
-    for name, spec in SPECS.items():
-        default = Settings.__dataclass_fields__[name].default
+    for name, spec in specs_of(cls).items():
+        default = cls.__dataclass_fields__[name].default
         shown = "" if default in (None, ()) else f"`{default}`"
         what = spec.help + (f": {', '.join(spec.choices)}" if spec.choices else "")
         rows.append(f"| `{flag_of(name)}` | `{spec.env}` | {shown} | {what} |")
     return "\n".join(rows)
+
+
+# Each command's settings class, for `make readme` (a table per command between
+# `<!-- settings:NAME:begin -->` markers; the worker's table keeps `<!-- settings:begin -->`).
+COMMANDS: dict[str, type[Any]] = {"run": Settings}

@@ -1,21 +1,29 @@
-"""`make readme`: rewrite README.md's settings table from the declarations in consumer.config."""
+"""`make readme`: rewrite README.md's settings tables from the declarations in consumer.config."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-from consumer.config import markdown_table
+from consumer.config import COMMANDS, markdown_table
 
-BEGIN, END = "<!-- settings:begin -->", "<!-- settings:end -->"
+
+def markers(command: str) -> tuple[str, str]:
+    name = "settings" if command == "run" else f"settings:{command}"
+    return f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
 
 
 def main() -> int:
     path = Path(sys.argv[1] if len(sys.argv) > 1 else "README.md")
     text = path.read_text()
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    path.write_text(f"{head}{BEGIN}\n{markdown_table()}\n{END}{tail}")
+    for command, cls in COMMANDS.items():
+        begin, end = markers(command)
+        if begin not in text:
+            continue
+        head, rest = text.split(begin, 1)
+        _, tail = rest.split(end, 1)
+        text = f"{head}{begin}\n{markdown_table(cls)}\n{end}{tail}"
+    path.write_text(text)
     return 0
 
 

@@ -12,7 +12,18 @@ from typing import Any
 import pytest
 
 from consumer.cli.main import _parser, main
-from consumer.config import SPECS, ConfigError, Settings, build, flag_of, from_env, kafka_from_env, markdown_table
+from consumer.config import (
+    COMMANDS,
+    SPECS,
+    ConfigError,
+    Settings,
+    build,
+    flag_of,
+    from_env,
+    kafka_from_env,
+    markdown_table,
+)
+from consumer.devtools.readme import markers
 from consumer.kafka_keys import OWNED
 from consumer.pii import REDACTED
 
@@ -236,8 +247,13 @@ def test_each_setting_has_its_flag_env_var_and_readme_row(name: str) -> None:
     assert default != from_env({spec.env: sample})[name] or spec.choices
 
 
-def test_readme_table_is_the_generated_one() -> None:
-    assert markdown_table() in README, "README settings table drifted from consumer.config; run `make readme`"
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_readme_tables_are_the_generated_ones(command: str) -> None:
+    """Every command's settings table is in the README, between its markers, as generated."""
+    begin, end = markers(command)
+    assert begin in README and end in README, f"README lacks the {command} settings table; add {begin} {end}"
+    table = README.split(begin, 1)[1].split(end, 1)[0].strip()
+    assert table == markdown_table(COMMANDS[command]), f"README {command} table drifted; run `make readme`"
 
 
 def test_every_dataclass_field_but_the_pass_through_is_declared() -> None:
