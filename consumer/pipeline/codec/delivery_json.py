@@ -1,93 +1,154 @@
 """A Voucherify webhook delivery (format v2024-01-01) -> the Customer Activity it carries.
 
-The one home of that mapping: the webhook gateway and the worker's JSON input both use it.
-A delivery is `{id, project_id, created_at, type, data, source, event}`; the activity is
-`{id: event.id, type: event.type, created_at: event.created_at, group_id: event.group_id,
-event_source: event.event_source, data: data}` (see `../shared/voucherify/ingest.md`).
-`data` is passed on as it came: flat, or the OpenAPI's nested `data.data`, which
-`ActivityConverter.to_avro` accepts. Pure: no I/O, no Avro.
+The one home of that mapping: the webhook gateway (consumer/ingest) and the worker's JSON
+input (json_input.py) both use it, so both build the same activity. Pure: no I/O, no Avro.
+
+Both kinds share the envelope: project-settings webhooks (`source.object` "webhook") and
+distributions ("distribution"). The activity is `{id: event.id, type: event.type,
+created_at: event.created_at, group_id, event_source, data}`; `data` may be flat or the
+OpenAPI's nested `data.data` (the codec reads both). Deliveries whose event is not a
+customer event are valid but carry no activity.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass
 from typing import Any, Final
 
+KINDS: Final = ("webhook", "distribution")
 CUSTOMER_PREFIX: Final = "customer."
-# Event members copied onto the activity only when present, so an absent key stays absent
-# and an explicit null stays null (the Avro record tells the two apart).
-_OPTIONAL_EVENT_KEYS: Final = ("group_id", "event_source")
+OTHER_FAMILY: Final = "other"
+# Voucherify's non-customer event families: a metric label, so a closed set.
+FAMILIES: Final = frozenset(
+    {
+        "voucher",
+        "campaign",
+        "business_validation_rule",
+        "validation_rule",
+        "order",
+        "product",
+        "sku",
+        "promotion_tier",
+        "publication",
+        "redemption",
+        "reward",
+        "earning_rule",
+        "loyalty",
+        "segment",
+        "distribution",
+        "referral",
+        "location",
+        "product_collection",
+        "qualification",
+        "export",
+        "async_action",
+    }
+)
+_REQUIRED: Final = ("id", "project_id", "created_at", "type", "data", "source", "event")
 
 
-class NotADelivery(ValueError):
-    """JSON that is not a Voucherify webhook delivery; the message says what is wrong."""
+class DeliveryError(ValueError):
+    """The body is JSON but not a Voucherify delivery; the message names what is wrong (no values)."""
 
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
-    """One delivery: its send-out id, project, and the activity built from its event."""
-
-    delivery_id: str | None  # `whs_…`: this send-out, not the event
-    project_id: str | None  # `proj_…`
+    delivery_id: str  # `whs_…`: this send-out
+    project_id: str
+    kind: str  # webhook | distribution
+    event_id: str
     event_type: str
     activity: dict[str, Any]
 
     @property
     def is_customer_event(self) -> bool:
-        return is_customer_event(self.event_type)
+        return self.event_type.startswith(CUSTOMER_PREFIX)
+
+    @property
+    def family(self) -> str:
+        """The bounded family of a non-customer event, for the ignored-deliveries metric."""
+        first = self.event_type.split(".", 1)[0]
+        return first if first in FAMILIES else OTHER_FAMILY
 
 
-def is_delivery(value: Any) -> bool:
-    """Whether a JSON value claims to be a delivery (a bare activity has no `event`)."""
-    return type(value) is dict and "event" in value
+def loads(body: bytes) -> Any:
+    """The body as JSON; raises DeliveryError (never the decoder's message with a payload excerpt)."""
+    try:
+        return json.loads(body)
+    except UnicodeDecodeError:
+        raise DeliveryError("the body is not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        raise DeliveryError(f"the body is not JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+    except RecursionError:
+        raise DeliveryError("the body nests JSON too deeply") from None
 
 
-def is_customer_event(event_type: str) -> bool:
-    """Customer events become activities; `voucher.*`, `campaign.*`, … do not."""
-    return event_type.startswith(CUSTOMER_PREFIX)
+def is_delivery(doc: Any) -> bool:
+    """Whether a JSON document claims to be a delivery (a bare activity has no `event`)."""
+    return isinstance(doc, dict) and "event" in doc
 
 
-def event_family(event_type: str) -> str:
-    """The first dotted segment (`voucher`, `campaign`, …): a bounded-enough metric label."""
-    head = event_type.split(".", 1)[0]
-    return head if head.isidentifier() and len(head) <= 40 else "other"
+def project_of(doc: Any) -> str | None:
+    """The delivery's `project_id` when it has one (needed to choose its secrets)."""
+    if isinstance(doc, dict):
+        pid = doc.get("project_id")
+        if isinstance(pid, str) and pid:
+            return pid
+    return None
 
 
-def _optional_str(value: dict[str, Any], key: str) -> str | None:
-    got = value.get(key)
-    if got is not None and type(got) is not str:
-        raise NotADelivery(f"'{key}' must be a string")
-    return got
+def _text(obj: dict[str, Any], key: str, where: str) -> str:
+    value = obj.get(key)
+    if not isinstance(value, str) or not value:
+        raise DeliveryError(f"'{where}{key}' must be a non-empty string")
+    return value
 
 
-def parse_delivery(value: Any) -> Delivery:
-    """A decoded JSON delivery -> `Delivery`; raises `NotADelivery` naming what is wrong.
-
-    Checks only what the mapping needs; the activity itself is checked where it is
-    encoded (`ActivityConverter.to_avro` raises `EncodeError`).
-    """
-    if type(value) is not dict:
-        raise NotADelivery("a delivery must be a JSON object")
-    event = value.get("event")
-    if type(event) is not dict:
-        raise NotADelivery("'event' must be an object")
-    for key in ("id", "type", "created_at"):
-        if type(event.get(key)) is not str:
-            raise NotADelivery(f"'event.{key}' must be a string")
-    if "data" not in value:
-        raise NotADelivery("'data' is missing")
-    activity: dict[str, Any] = {
-        "id": event["id"],
-        "type": event["type"],
-        "created_at": event["created_at"],
-        "data": value["data"],
-    }
-    for key in _OPTIONAL_EVENT_KEYS:
+def parse(doc: Any) -> Delivery:
+    """A parsed JSON document -> Delivery; raises DeliveryError naming the first problem."""
+    if not isinstance(doc, dict):
+        raise DeliveryError(f"a delivery is a JSON object, not {_json_kind(doc)}")
+    missing = [k for k in _REQUIRED if k not in doc]
+    if missing:
+        raise DeliveryError(f"not a Voucherify delivery: missing {', '.join(repr(k) for k in missing)}")
+    delivery_id = _text(doc, "id", "")
+    project_id = _text(doc, "project_id", "")
+    _text(doc, "type", "")
+    source, event = doc["source"], doc["event"]
+    if not isinstance(source, dict):
+        raise DeliveryError("'source' must be an object")
+    kind = source.get("object")
+    if kind not in KINDS:
+        raise DeliveryError(f"'source.object' must be one of {', '.join(KINDS)}")
+    if not isinstance(event, dict):
+        raise DeliveryError("'event' must be an object")
+    event_id = _text(event, "id", "event.")
+    event_type = _text(event, "type", "event.")
+    created_at = _text(event, "created_at", "event.")
+    if not isinstance(doc["data"], dict):
+        raise DeliveryError("'data' must be an object")
+    activity: dict[str, Any] = {"id": event_id, "type": event_type, "created_at": created_at}
+    for key, kinds, named in (("group_id", (str,), "a string"), ("event_source", (dict,), "an object")):
         if key in event:
+            if event[key] is not None and not isinstance(event[key], kinds):
+                raise DeliveryError(f"'event.{key}' must be {named} or null")
             activity[key] = event[key]
-    return Delivery(_optional_str(value, "id"), _optional_str(value, "project_id"), event["type"], activity)
+    activity["data"] = doc["data"]
+    return Delivery(delivery_id, project_id, str(kind), event_id, event_type, activity)
 
 
-def delivery_to_activity(value: Any) -> dict[str, Any]:
-    """Shorthand: the activity a delivery carries (raises `NotADelivery`)."""
-    return parse_delivery(value).activity
+def _json_kind(doc: Any) -> str:
+    if doc is None:
+        return "null"
+    if isinstance(doc, bool):
+        return "a boolean"
+    if isinstance(doc, int | float):
+        return "a number"
+    return "a string" if isinstance(doc, str) else "an array"
+
+
+def bounded_type(event_type: str) -> str:
+    """An event type fit for a log field: Voucherify's name shape, else a placeholder."""
+    return event_type if re.fullmatch(r"[a-z0-9_.]{1,100}", event_type) else "(unusual type)"
