@@ -25,6 +25,7 @@ from typing import Any
 from confluent_kafka import Consumer, Producer
 
 from consumer.config import Settings
+from consumer.contract import H_ACTIVITY_ID, H_ACTIVITY_TYPE, H_AVRO_SCHEMA
 from consumer.model import activity_from_record
 from consumer.pipeline.codec import AvroCodec, SchemaStore
 from consumer.pipeline.codec.framing import SINGLE_OBJECT_MAGIC
@@ -169,7 +170,7 @@ def plain(a: argparse.Namespace) -> Measured:
                 if m.error() is not None:
                     continue
                 activity = activity_from_record(codec.decode(m.value()))
-                headers = [("activity-id", activity.id.encode()), ("activity-type", activity.type.encode())]
+                headers = [(H_ACTIVITY_ID, activity.id.encode()), (H_ACTIVITY_TYPE, activity.type.encode())]
                 for r in router.route(activity):
                     value = encoder.encode(r.schema, r.value)
                     _produce(
@@ -177,7 +178,7 @@ def plain(a: argparse.Namespace) -> Measured:
                         f"{a.prefix}{r.stream}",
                         value,
                         r.key,
-                        [*headers, ("avro-schema", r.schema.encode())],
+                        [*headers, (H_AVRO_SCHEMA, r.schema.encode())],
                         report,
                     )
                     produced += 1

@@ -31,6 +31,7 @@ from fastavro.schema import expand_schema
 
 from bench.stream import build_stream, prefetch, produce
 from consumer.config import Settings
+from consumer.contract import H_ACTIVITY_ID, H_ACTIVITY_TYPE, H_AVRO_SCHEMA
 from consumer.devtools.embedded_broker import EmbeddedBroker, create_topics
 from consumer.model import activity_from_record
 from consumer.pipeline.codec import AvroCodec, SchemaStore
@@ -110,9 +111,9 @@ def stage_timings(bootstrap: str, msgs: list[Message], worker: Worker, repeat: i
         def produce_all() -> None:
             for a, r, value in zip(owners, flat, encoded, strict=True):
                 headers = [
-                    ("activity-id", a.id.encode()),
-                    ("activity-type", a.type.encode()),
-                    ("avro-schema", r.schema.encode()),
+                    (H_ACTIVITY_ID, a.id.encode()),
+                    (H_ACTIVITY_TYPE, a.type.encode()),
+                    (H_AVRO_SCHEMA, r.schema.encode()),
                 ]
                 producer.produce(topic, value, r.key, headers=headers, on_delivery=ack)
 

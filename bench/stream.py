@@ -14,6 +14,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, Message, Producer
 
+from consumer.contract import H_ACTIVITY_ID
 from consumer.ingest.records import customer_key
 from consumer.pipeline.codec import AvroCodec
 from consumer.telemetry.kafka_logs import routed
@@ -68,7 +69,7 @@ def produce(bootstrap: str, topic: str, stream: list[Event]) -> float:
     for activity_id, key, value in stream:
         while True:
             try:
-                producer.produce(topic, value, key, headers=[("activity-id", activity_id.encode())], on_delivery=report)
+                producer.produce(topic, value, key, headers=[(H_ACTIVITY_ID, activity_id.encode())], on_delivery=report)
                 break
             except BufferError:
                 producer.poll(0.05)

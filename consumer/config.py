@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Literal
 
+from consumer import contract
 from consumer.kafka_keys import OWNED
 from consumer.pii import REDACTED, is_secret, mask_url
 
@@ -249,11 +250,10 @@ class Settings:
         return self.processing_guarantee == "exactly-once"
 
     def output_topic(self, source_topic: str, stream: str) -> str:
-        prefix = self.output_prefix if self.output_prefix is not None else f"{source_topic}."
-        return f"{prefix}{stream}"
+        return contract.output_topic(source_topic, stream, self.output_prefix)
 
     def dead_letter_topic(self, source_topic: str) -> str:
-        return self.dlq_topic or f"{source_topic}.dlq"
+        return contract.dead_letter_topic(source_topic, self.dlq_topic)
 
     def effective_transactional_id(self) -> str:
         return self.transactional_id or f"{self.group_id}-{socket.gethostname()}"

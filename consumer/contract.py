@@ -1,8 +1,10 @@
 """The contract's names, declared once: Avro namespaces, the bookkeeping fields every data
-record carries, and the result streams with the record each one carries."""
+record carries, the result streams with the record each one carries, the header names on the
+wire and the rules that name output and dead-letter topics."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Final
 
 NAMESPACE: Final = "voucherify.activity"
@@ -37,7 +39,6 @@ STREAM_SCHEMAS: Final[dict[str, str]] = {
 }
 STREAMS: Final[tuple[str, ...]] = tuple(STREAM_SCHEMAS)
 RESULT_SCHEMAS: Final[tuple[str, ...]] = tuple(STREAM_SCHEMAS.values())
-DLQ_SUFFIX: Final = "dlq"  # `<input>.dlq` unless --dlq-topic names another
 
 # Header names on the wire: input events, results and dead letters. Declared here only.
 H_ACTIVITY_ID: Final = "activity-id"
@@ -46,7 +47,7 @@ H_AVRO_SCHEMA: Final = "avro-schema"  # a result's record name
 H_DELIVERY_ID: Final = "voucherify-delivery-id"  # the webhook send-out (`whs_…`) an input came from
 H_PROJECT_ID: Final = "voucherify-project-id"  # the Voucherify project (`proj_…`) it belongs to
 H_INGEST_SOURCE: Final = "activity-source"  # how it entered: webhook, backfill, produce
-DLQ_PREFIX: Final = "dlq-"
+DLQ_PREFIX: Final = "dlq-"  # every dead-letter header starts so; a replay drops them
 H_DLQ_ERROR_CLASS: Final = "dlq-error-class"
 H_DLQ_REASON_CODE: Final = "dlq-reason-code"
 H_DLQ_REASON: Final = "dlq-reason"
@@ -57,3 +58,44 @@ H_DLQ_FAILED_AT: Final = "dlq-failed-at"
 H_DLQ_REPLAY_COUNT: Final = "dlq-replay-count"
 H_DLQ_VALUE_OMITTED: Final = "dlq-value-omitted"
 H_DLQ_VALUE_SIZE: Final = "dlq-value-size"
+DLQ_TOO_LARGE: Final = "too-large"  # H_DLQ_VALUE_OMITTED: the original exceeded the producer's limit
+# Headers the sink writes itself: names, numbers and codes, never personal data.
+TRUSTED_HEADERS: Final = frozenset(
+    {
+        H_DLQ_ERROR_CLASS,
+        H_DLQ_REASON_CODE,
+        H_DLQ_SOURCE_TOPIC,
+        H_DLQ_SOURCE_PARTITION,
+        H_DLQ_SOURCE_OFFSET,
+        H_DLQ_FAILED_AT,
+        H_DLQ_VALUE_OMITTED,
+        H_DLQ_VALUE_SIZE,
+        H_DLQ_REPLAY_COUNT,
+        H_ACTIVITY_ID,
+        H_ACTIVITY_TYPE,
+        H_AVRO_SCHEMA,
+    }
+)
+
+# Topic names. Results go to `<prefix><stream>`, the prefix `<input>.` unless one is given;
+# dead letters to `<input>.dlq` unless a dead-letter topic is given.
+DLQ_SUFFIX: Final = ".dlq"
+
+
+def output_topic(source_topic: str, stream: str, prefix: str | None = None) -> str:
+    return f"{source_topic}.{stream}" if prefix is None else f"{prefix}{stream}"
+
+
+def dead_letter_topic(source_topic: str, dlq_topic: str | None = None) -> str:
+    return dlq_topic or f"{source_topic}{DLQ_SUFFIX}"
+
+
+def is_own_output(topic: str, streams: Iterable[str], prefix: str | None = None, dlq_topic: str | None = None) -> bool:
+    """True for a topic named by the rules above (an input pattern may match our own outputs):
+    with a prefix or dead-letter topic given, exactly those; by default any `<topic>.<stream>`
+    and any `<topic>.dlq`."""
+    if topic == dlq_topic or (dlq_topic is None and topic.endswith(DLQ_SUFFIX)):
+        return True
+    if prefix is not None:
+        return topic.startswith(prefix) and topic[len(prefix) :] in set(streams)
+    return any(topic.endswith(f".{stream}") for stream in streams)

@@ -12,6 +12,7 @@ from confluent_kafka import Consumer, KafkaException
 from consumer.cli import _clients
 from consumer.cli.dlq_read import DlqError, Filters, Scan, parse_when
 from consumer.config import add_flags, resolved
+from consumer.contract import H_DLQ_REASON_CODE
 
 DEFAULT_REPLAY_GROUP = "activity-consumer-dlq-replay"
 DEFAULT_MAX_REPLAYS = 3
@@ -47,7 +48,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--topic", required=True, help="the dead-letter topic, e.g. customer-activity.dlq")
     add_flags(p, ("bootstrap_servers",))
-    p.add_argument("--reason", action="append", help="only this dlq-reason-code (repeat or comma-separate)")
+    p.add_argument("--reason", action="append", help=f"only this {H_DLQ_REASON_CODE} (repeat or comma-separate)")
     p.add_argument("--type", action="append", help="only this activity type (repeat or comma-separate)")
     p.add_argument("--since", help="dead-lettered at or after: ISO 8601 (UTC unless zoned) or an age (30m, 2h, 1d)")
     p.add_argument("--until", help="dead-lettered at or before: ISO 8601 or an age")

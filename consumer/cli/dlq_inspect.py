@@ -9,7 +9,19 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import IO, Any
 
-from consumer.cli.dlq_read import TRUSTED_HEADERS, DeadLetter, Filters, Scan, iso
+from consumer.cli.dlq_read import DeadLetter, Filters, Scan, iso
+from consumer.contract import (
+    DLQ_PREFIX,
+    H_DLQ_ERROR_CLASS,
+    H_DLQ_REASON,
+    H_DLQ_REASON_CODE,
+    H_DLQ_REPLAY_COUNT,
+    H_DLQ_SOURCE_OFFSET,
+    H_DLQ_SOURCE_PARTITION,
+    H_DLQ_SOURCE_TOPIC,
+    H_DLQ_VALUE_OMITTED,
+    TRUSTED_HEADERS,
+)
 from consumer.pii import mask_text, scrub_item_for_log
 from consumer.pipeline.codec import AvroCodec, DecodeError
 
@@ -77,7 +89,7 @@ def summary(d: DeadLetter, codec: AvroCodec) -> dict[str, Any]:
         out["key"] = mask_text(d.key.decode("utf-8", "replace"))
     if value is None:
         out["decodes"] = False
-        out["error"] = "no value (" + (d.header("dlq-value-omitted") or "tombstone") + ")"
+        out["error"] = "no value (" + (d.header(H_DLQ_VALUE_OMITTED) or "tombstone") + ")"
         return out
     try:
         _, _, framing = codec.writer_of(value)
@@ -151,12 +163,12 @@ def write_table(report: Report, out: IO[str]) -> None:
     for s in report.sample:
         h = s["headers"]
         out.write(f"- [{s['partition']}]@{s['offset']}  failed {s['failed_at']}\n")
-        reason = h.get("dlq-reason", "")
-        out.write(f"    reason:  {h.get('dlq-reason-code', '?')} ({h.get('dlq-error-class', '?')}) {reason}\n")
-        topic, part, off = (h.get(f"dlq-source-{k}", "?") for k in ("topic", "partition", "offset"))
+        code, error_class = h.get(H_DLQ_REASON_CODE, "?"), h.get(H_DLQ_ERROR_CLASS, "?")
+        out.write(f"    reason:  {code} ({error_class}) {h.get(H_DLQ_REASON, '')}\n")
+        topic, part, off = (h.get(k, "?") for k in (H_DLQ_SOURCE_TOPIC, H_DLQ_SOURCE_PARTITION, H_DLQ_SOURCE_OFFSET))
         src = f"{topic}[{part}]@{off}"
-        out.write(f"    source:  {src}  replays {h.get('dlq-replay-count', '0')}\n")
+        out.write(f"    source:  {src}  replays {h.get(H_DLQ_REPLAY_COUNT, '0')}\n")
         out.write(f"    value:   {json.dumps(s['summary'], ensure_ascii=False)}\n")
-        others = {k: v for k, v in h.items() if not k.startswith("dlq-")}
+        others = {k: v for k, v in h.items() if not k.startswith(DLQ_PREFIX)}
         if others:
             out.write(f"    headers: {json.dumps(others, ensure_ascii=False)}\n")

@@ -11,24 +11,13 @@ from datetime import UTC, datetime, timedelta
 
 from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, Message, TopicPartition
 
-REPLAY_COUNT = "dlq-replay-count"
-DLQ_PREFIX = "dlq-"
-# Headers the sink writes itself: numbers and codes, never personal data.
-TRUSTED_HEADERS = frozenset(
-    {
-        "dlq-error-class",
-        "dlq-reason-code",
-        "dlq-source-topic",
-        "dlq-source-partition",
-        "dlq-source-offset",
-        "dlq-failed-at",
-        "dlq-value-omitted",
-        "dlq-value-size",
-        REPLAY_COUNT,
-        "activity-id",
-        "activity-type",
-        "avro-schema",
-    }
+from consumer.contract import (
+    H_ACTIVITY_TYPE,
+    H_DLQ_ERROR_CLASS,
+    H_DLQ_FAILED_AT,
+    H_DLQ_REASON_CODE,
+    H_DLQ_REPLAY_COUNT,
+    H_DLQ_SOURCE_TOPIC,
 )
 
 
@@ -77,28 +66,28 @@ class DeadLetter:
 
     @property
     def reason_code(self) -> str:
-        return self.header("dlq-reason-code") or "unknown"
+        return self.header(H_DLQ_REASON_CODE) or "unknown"
 
     @property
     def error_class(self) -> str:
-        return self.header("dlq-error-class") or "unknown"
+        return self.header(H_DLQ_ERROR_CLASS) or "unknown"
 
     @property
     def source_topic(self) -> str | None:
-        return self.header("dlq-source-topic")
+        return self.header(H_DLQ_SOURCE_TOPIC)
 
     @property
     def activity_type(self) -> str:
-        return self.header("activity-type") or "unknown"
+        return self.header(H_ACTIVITY_TYPE) or "unknown"
 
     @property
     def failed_at_ms(self) -> int:
         """When it was dead-lettered: the sink's header, else the record's timestamp."""
-        return _int(self.header("dlq-failed-at")) or self.timestamp_ms
+        return _int(self.header(H_DLQ_FAILED_AT)) or self.timestamp_ms
 
     @property
     def replay_count(self) -> int:
-        return _int(self.header(REPLAY_COUNT)) or 0
+        return _int(self.header(H_DLQ_REPLAY_COUNT)) or 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,15 @@ from typing import IO, Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
-from consumer.cli.dlq_read import DLQ_PREFIX, REPLAY_COUNT, DeadLetter, DlqError, Filters, Scan, iso
+from consumer.cli.dlq_read import DeadLetter, DlqError, Filters, Scan, iso
+from consumer.contract import (
+    DLQ_PREFIX,
+    H_DLQ_REPLAY_COUNT,
+    H_DLQ_SOURCE_OFFSET,
+    H_DLQ_SOURCE_PARTITION,
+    H_DLQ_SOURCE_TOPIC,
+    H_DLQ_VALUE_OMITTED,
+)
 
 DELIVERY_TIMEOUT_S = 60.0
 
@@ -71,7 +79,7 @@ class Progress:
 def replay_headers(d: DeadLetter) -> list[tuple[str, str | bytes | None]]:
     """The original headers, without the dead-letter diagnosis, with the replay counted."""
     kept: list[tuple[str, str | bytes | None]] = [(k, v) for k, v in d.headers if not k.startswith(DLQ_PREFIX)]
-    return [*kept, (REPLAY_COUNT, str(d.replay_count + 1).encode())]
+    return [*kept, (H_DLQ_REPLAY_COUNT, str(d.replay_count + 1).encode())]
 
 
 class _Deliveries:
@@ -156,10 +164,10 @@ def _refusal(d: DeadLetter, target: str | None, max_replays: int) -> str | None:
     if d.replay_count >= max_replays:
         return f"already replayed {d.replay_count} time(s) (--max-replays {max_replays})"
     if d.value is None:
-        where = f"{d.source_topic}[{d.header('dlq-source-partition')}]@{d.header('dlq-source-offset')}"
-        return f"the dead letter holds no value ({d.header('dlq-value-omitted') or 'tombstone'}); original at {where}"
+        where = f"{d.source_topic}[{d.header(H_DLQ_SOURCE_PARTITION)}]@{d.header(H_DLQ_SOURCE_OFFSET)}"
+        return f"the dead letter holds no value ({d.header(H_DLQ_VALUE_OMITTED) or 'tombstone'}); original at {where}"
     if not target:
-        return "no dlq-source-topic header: give --to TOPIC"
+        return f"no {H_DLQ_SOURCE_TOPIC} header: give --to TOPIC"
     return None
 
 

@@ -18,6 +18,7 @@ from typing import Any
 from confluent_kafka import Producer
 
 from consumer.config import Settings
+from consumer.contract import H_ACTIVITY_ID, H_ACTIVITY_TYPE
 from consumer.ingest.records import customer_key
 from consumer.pipeline.codec import AvroCodec
 from consumer.runtime.process import serve_worker
@@ -68,7 +69,7 @@ def stream(bootstrap: str, rate: float, stop: threading.Event, sent: list[int], 
     while not stop.is_set():
         template, key = keyed[rng.randrange(len(keyed))]
         event = fresh(template, rng)
-        headers = [("activity-id", event["id"].encode()), ("activity-type", event["type"].encode())]
+        headers = [(H_ACTIVITY_ID, event["id"].encode()), (H_ACTIVITY_TYPE, event["type"].encode())]
         value = codec.encode_json(event) if rng.random() >= 0.005 else b"\x00garbage"
         try:
             producer.produce(INPUT_TOPIC, value, key, headers=headers)

@@ -9,7 +9,23 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
+from consumer import contract
 from consumer.config import Settings
+from consumer.contract import (
+    DLQ_TOO_LARGE,
+    H_ACTIVITY_ID,
+    H_ACTIVITY_TYPE,
+    H_AVRO_SCHEMA,
+    H_DLQ_ERROR_CLASS,
+    H_DLQ_FAILED_AT,
+    H_DLQ_REASON,
+    H_DLQ_REASON_CODE,
+    H_DLQ_SOURCE_OFFSET,
+    H_DLQ_SOURCE_PARTITION,
+    H_DLQ_SOURCE_TOPIC,
+    H_DLQ_VALUE_OMITTED,
+    H_DLQ_VALUE_SIZE,
+)
 from consumer.kafka_keys import CONSUMER_ONLY
 from consumer.model import Activity, Result
 from consumer.pipeline.codec.results import ResultEncoder
@@ -64,21 +80,8 @@ class Sink:
         return topic
 
     def is_own_output(self, topic: str) -> bool:
-        """True for a topic this worker writes to (a pattern may match its own outputs).
-
-        Named from the settings: `<prefix><stream>` and the dead-letter topic when they are
-        configured, `<any topic>.<stream>` and `<any topic>.dlq` when they are the defaults.
-        """
-        s = self.settings
-        if s.dlq_topic is not None:
-            if topic == s.dlq_topic:
-                return True
-        elif topic.endswith(".dlq"):
-            return True
-        if s.output_prefix is not None:
-            prefix = s.output_prefix
-            return topic.startswith(prefix) and topic[len(prefix) :] in self.streams
-        return any(topic.endswith("." + stream) for stream in self.streams)
+        """True for a topic this worker writes to (a pattern may match its own outputs)."""
+        return contract.is_own_output(topic, self.streams, self.settings.output_prefix, self.settings.dlq_topic)
 
     def ensure_topics(self, source_topics: Iterable[str]) -> None:
         """Create the output and dead-letter topics of new source topics (idempotent),
@@ -111,8 +114,8 @@ class Sink:
     # -- producing ------------------------------------------------------------------------
     def forward(self, source_topic: str, activity: Activity, results: list[Result], ticket: Ticket) -> None:
         headers: Headers = [
-            ("activity-id", activity.id.encode()),
-            ("activity-type", activity.type.encode()),
+            (H_ACTIVITY_ID, activity.id.encode()),
+            (H_ACTIVITY_TYPE, activity.type.encode()),
         ]
         # Encode every result before producing any: a schema registration that fails
         # (RegistrationFailed) then leaves nothing of this event half-sent.
@@ -122,7 +125,7 @@ class Sink:
             encoded.append((topic, r, self.encoder.encode(r.schema, r.value, topic)))
         for topic, r, value in encoded:
             ticket.pending += 1
-            self._produce(topic, r.key, value, [*headers, ("avro-schema", r.schema.encode())], ticket)
+            self._produce(topic, r.key, value, [*headers, (H_AVRO_SCHEMA, r.schema.encode())], ticket)
 
     def dead_letter(
         self,
@@ -139,18 +142,18 @@ class Sink:
         present = {k for k, _ in original}
         headers: Headers = [(str(h[0]), h[1]) for h in original]
         if activity is not None:
-            if "activity-id" not in present:
-                headers.append(("activity-id", activity.id.encode()))
-            if "activity-type" not in present:
-                headers.append(("activity-type", activity.type.encode()))
+            if H_ACTIVITY_ID not in present:
+                headers.append((H_ACTIVITY_ID, activity.id.encode()))
+            if H_ACTIVITY_TYPE not in present:
+                headers.append((H_ACTIVITY_TYPE, activity.type.encode()))
         headers += [
-            ("dlq-error-class", error_class.encode()),
-            ("dlq-reason-code", reason_code.encode()),
-            ("dlq-reason", reason.encode()[:1000]),
-            ("dlq-source-topic", source_topic.encode()),
-            ("dlq-source-partition", str(msg.partition()).encode()),
-            ("dlq-source-offset", str(msg.offset()).encode()),
-            ("dlq-failed-at", str(int(time.time() * 1000)).encode()),
+            (H_DLQ_ERROR_CLASS, error_class.encode()),
+            (H_DLQ_REASON_CODE, reason_code.encode()),
+            (H_DLQ_REASON, reason.encode()[:1000]),
+            (H_DLQ_SOURCE_TOPIC, source_topic.encode()),
+            (H_DLQ_SOURCE_PARTITION, str(msg.partition()).encode()),
+            (H_DLQ_SOURCE_OFFSET, str(msg.offset()).encode()),
+            (H_DLQ_FAILED_AT, str(int(time.time() * 1000)).encode()),
         ]
         topic = self.settings.dead_letter_topic(source_topic)
         ticket.pending += 1
@@ -162,7 +165,7 @@ class Sink:
             # The original plus our headers exceeds the producer's limit: send the headers
             # alone; the bytes stay in the source topic at the offset the headers give.
             size = str(len(msg.value() or b"")).encode()
-            headers += [("dlq-value-omitted", b"too-large"), ("dlq-value-size", size)]
+            headers += [(H_DLQ_VALUE_OMITTED, DLQ_TOO_LARGE.encode()), (H_DLQ_VALUE_SIZE, size)]
             self._produce(topic, msg.key(), None, headers, ticket)
 
     def _produce(

@@ -24,7 +24,7 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from consumer.config import Settings
-from consumer.contract import STREAMS
+from consumer.contract import H_ACTIVITY_ID, STREAMS
 from consumer.model import activity_from_record
 from consumer.pipeline.codec import AvroCodec, DecodeError
 from consumer.pipeline.router import Router
@@ -200,7 +200,7 @@ def expected_records(stream: Iterable[tuple[str, str | None, bytes]], topic: str
 
 
 def actual_records(records: Iterable[Record]) -> Counter[tuple[str, str]]:
-    return Counter((r.headers["activity-id"].decode(), r.topic) for r in records if "activity-id" in r.headers)
+    return Counter((r.headers[H_ACTIVITY_ID].decode(), r.topic) for r in records if H_ACTIVITY_ID in r.headers)
 
 
 def read_outputs(cluster: MockCluster, topic: str, isolation: str = "read_committed") -> list[Record]:
@@ -231,7 +231,7 @@ def undelivered_below(
         wanted.setdefault(key[0], []).append((key, n))
     out: list[tuple[int, int, str]] = []
     for r in inputs:
-        activity_id = r.headers["activity-id"].decode()
+        activity_id = r.headers[H_ACTIVITY_ID].decode()
         if r.offset < offsets.get(r.partition, -1) and any(delivered.get(k, 0) < n for k, n in wanted[activity_id]):
             out.append((r.partition, r.offset, activity_id))
     return sorted(out)
@@ -269,7 +269,7 @@ class TxnSpy:
 
     def produce(self, topic: str, value: Any = None, key: Any = None, **kwargs: Any) -> None:
         txn = self.txns[-1]
-        activity_id = dict(kwargs.get("headers") or [])["activity-id"]
+        activity_id = dict(kwargs.get("headers") or [])[H_ACTIVITY_ID]
         activity_id = activity_id.decode() if isinstance(activity_id, bytes) else str(activity_id)
         on_delivery = kwargs.pop("on_delivery", None)
 

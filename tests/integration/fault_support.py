@@ -14,6 +14,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+from consumer.contract import H_ACTIVITY_ID
 from consumer.ingest.records import customer_key
 from consumer.pipeline.codec import AvroCodec
 from tests.integration.worker_support import Record, read_all, templates
@@ -74,7 +75,7 @@ class Trickle:
             while True:
                 try:
                     self._producer.produce(
-                        topic, value, key, headers=[("activity-id", activity_id.encode())], on_delivery=self._report
+                        topic, value, key, headers=[(H_ACTIVITY_ID, activity_id.encode())], on_delivery=self._report
                     )
                     break
                 except BufferError:

@@ -17,6 +17,7 @@ import pytest
 from fastavro import parse_schema, schemaless_reader
 
 from consumer.catalogue import KNOWN_TYPES, NOTIFICATION_CHANNELS, canonical
+from consumer.contract import H_ACTIVITY_ID, H_ACTIVITY_TYPE
 from tests.integration.worker_support import (
     REPO,
     make_stream,
@@ -111,20 +112,20 @@ def test_every_catalogue_type_lands_on_its_typed_stream(kafka_bootstrap: str, ne
         by_topic.setdefault(r.topic.removeprefix(new_topic + "."), []).append(r)
 
     # conservation: each event once, results or a dead letter, nothing else
-    seen = Counter(r.headers["activity-id"].decode() for r in records if "activity-id" in r.headers)
+    seen = Counter(r.headers[H_ACTIVITY_ID].decode() for r in records if H_ACTIVITY_ID in r.headers)
     assert set(seen) == set(type_of) | unknown | poison
     assert {a: n for a, n in seen.items() if n != 1} == {}
-    assert {r.headers["activity-id"].decode() for r in by_topic["dlq"]} == poison
-    assert {r.headers["activity-id"].decode() for r in by_topic.get("other", [])} == unknown
+    assert {r.headers[H_ACTIVITY_ID].decode() for r in by_topic["dlq"]} == poison
+    assert {r.headers[H_ACTIVITY_ID].decode() for r in by_topic.get("other", [])} == unknown
 
     landed: dict[str, Counter[str]] = {}
     for name, recs in by_topic.items():
         if name in ("dlq", "other"):
             continue
         for r in recs:
-            activity_id = r.headers["activity-id"].decode()
+            activity_id = r.headers[H_ACTIVITY_ID].decode()
             event_type = type_of[activity_id]
-            assert r.headers["activity-type"].decode() == event_type
+            assert r.headers[H_ACTIVITY_TYPE].decode() == event_type
             landed.setdefault(event_type, Counter())[name] += 1
             if name in RECORD_OF:  # the streams this issue added or extended
                 value = _decode(RECORD_OF[name], r.value)

@@ -18,6 +18,7 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from consumer.cli.main import main
+from consumer.contract import H_ACTIVITY_ID, H_DLQ_REASON_CODE
 from tests.integration.worker_support import make_stream, output_topics, produce, read_all, start_worker
 from tests.support.registry_double import RegistryDouble
 
@@ -102,11 +103,11 @@ def test_confluent_results_read_back_with_the_stock_deserializer(
     assert main(["tail", new_topic, "--bootstrap-servers", kafka_bootstrap, "--max-messages", "5"]) == 0
     events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert len(events) == 5 and all(e["schema"] == "voucherify.activity.CustomerActivity" for e in events)
-    assert all(e["value"]["id"] == e["headers"]["activity-id"] for e in events)
+    assert all(e["value"]["id"] == e["headers"][H_ACTIVITY_ID] for e in events)
 
     assert main(["tail", dlq, "--bootstrap-servers", kafka_bootstrap]) == 0
     dead = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert len(dead) == 2 and all("unknown_schema_id" in d["error"] and d["headers"]["dlq-reason-code"] for d in dead)
+    assert len(dead) == 2 and all("unknown_schema_id" in d["error"] and d["headers"][H_DLQ_REASON_CODE] for d in dead)
 
 
 def test_a_registry_down_at_registration_holds_the_events_and_dead_letters_none(

@@ -16,6 +16,19 @@ from confluent_kafka import Producer
 
 from consumer.cli.main import main
 from consumer.config import Settings
+from consumer.contract import (
+    DLQ_PREFIX,
+    H_ACTIVITY_ID,
+    H_ACTIVITY_TYPE,
+    H_DLQ_ERROR_CLASS,
+    H_DLQ_FAILED_AT,
+    H_DLQ_REASON,
+    H_DLQ_REASON_CODE,
+    H_DLQ_REPLAY_COUNT,
+    H_DLQ_SOURCE_OFFSET,
+    H_DLQ_SOURCE_PARTITION,
+    H_DLQ_SOURCE_TOPIC,
+)
 from consumer.model import Activity, Result
 from consumer.pipeline.router import Router
 from consumer.runtime.worker import Worker
@@ -98,7 +111,7 @@ def test_dead_letters_of_a_failing_handler_are_replayed_after_the_fix(
     assert sum(report["by_hour"].values()) == len(dead)
     sample = report["sample"][0]
     assert sample["summary"]["decodes"] and sample["summary"]["type"] == FAILING_TYPE
-    assert sample["headers"]["dlq-reason-code"] == "handler_error"
+    assert sample["headers"][H_DLQ_REASON_CODE] == "handler_error"
     personal = _personal_values(stream, failed)
     assert personal, "the corpus events carry emails/names: the check below must have something to find"
     code, table, _ = _cli(capsys, "dlq", "inspect", "--bootstrap-servers", kafka_bootstrap, "--topic", dlq)
@@ -121,13 +134,13 @@ def test_dead_letters_of_a_failing_handler_are_replayed_after_the_fix(
     assert code == 0, err
     assert "replay [" in err and f"replayed {len(dead)}," in err
     assert _count(kafka_bootstrap, topic) == before + len(dead)
-    replayed = [r for r in read_all(kafka_bootstrap, [topic]) if r.headers.get("dlq-replay-count") == b"1"]
-    originals = {r.headers["activity-id"]: r for r in dead}
+    replayed = [r for r in read_all(kafka_bootstrap, [topic]) if r.headers.get(H_DLQ_REPLAY_COUNT) == b"1"]
+    originals = {r.headers[H_ACTIVITY_ID]: r for r in dead}
     assert len(replayed) == len(dead)
     for r in replayed:
-        o = originals[r.headers["activity-id"]]
+        o = originals[r.headers[H_ACTIVITY_ID]]
         assert (r.key, r.value) == (o.key, o.value)
-        assert not any(k.startswith("dlq-") and k != "dlq-replay-count" for k in r.headers)
+        assert not any(k.startswith(DLQ_PREFIX) and k != H_DLQ_REPLAY_COUNT for k in r.headers)
 
     # a second run finds nothing new
     code, _, err = _cli(capsys, *args)
@@ -169,18 +182,18 @@ def _dead_letter(
     producer: Producer, dlq: str, source: str, reason: str, activity_type: str, failed_at_ms: int, replays: int = 0
 ) -> None:
     headers = [
-        ("activity-id", f"evcus_{uuid.uuid4().hex[:10]}".encode()),
-        ("activity-type", activity_type.encode()),
-        ("dlq-error-class", b"DecodeError" if reason != "handler_error" else b"HandlerError"),
-        ("dlq-reason-code", reason.encode()),
-        ("dlq-reason", b"test"),
-        ("dlq-source-topic", source.encode()),
-        ("dlq-source-partition", b"0"),
-        ("dlq-source-offset", b"0"),
-        ("dlq-failed-at", str(failed_at_ms).encode()),
+        (H_ACTIVITY_ID, f"evcus_{uuid.uuid4().hex[:10]}".encode()),
+        (H_ACTIVITY_TYPE, activity_type.encode()),
+        (H_DLQ_ERROR_CLASS, b"DecodeError" if reason != "handler_error" else b"HandlerError"),
+        (H_DLQ_REASON_CODE, reason.encode()),
+        (H_DLQ_REASON, b"test"),
+        (H_DLQ_SOURCE_TOPIC, source.encode()),
+        (H_DLQ_SOURCE_PARTITION, b"0"),
+        (H_DLQ_SOURCE_OFFSET, b"0"),
+        (H_DLQ_FAILED_AT, str(failed_at_ms).encode()),
     ]
     if replays:
-        headers.append(("dlq-replay-count", str(replays).encode()))
+        headers.append((H_DLQ_REPLAY_COUNT, str(replays).encode()))
     producer.produce(dlq, b"\x00\x00\x00\x00\x07garbage", b"cust_1", headers=headers)
 
 

@@ -21,6 +21,7 @@ import pytest
 from confluent_kafka.admin import AdminClient
 
 from consumer.config import Settings
+from consumer.contract import H_ACTIVITY_ID, H_DLQ_REASON_CODE
 from tests.conftest import TopicFactory
 from tests.integration.fault_support import (
     TransactionView,
@@ -348,8 +349,8 @@ def test_a_thousand_bad_inputs_through_a_live_worker_are_dead_lettered_with_a_re
     assert t.dead_lettered == LIVE_BAD and t.forwarded == len(good), t
     dlq = [r for r in records if r.topic == f"{topic}.dlq"]
     assert len(dlq) == LIVE_BAD
-    missing_reason = [r.headers.get("activity-id") for r in dlq if not r.headers.get("dlq-reason-code")]
+    missing_reason = [r.headers.get(H_ACTIVITY_ID) for r in dlq if not r.headers.get(H_DLQ_REASON_CODE)]
     assert missing_reason == []
-    reasons = {r.headers["dlq-reason-code"].decode() for r in dlq}
+    reasons = {r.headers[H_DLQ_REASON_CODE].decode() for r in dlq}
     assert len(reasons) >= 4, reasons
     assert "Traceback" not in log.read_text(errors="replace")

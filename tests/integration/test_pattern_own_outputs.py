@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer
 
-from consumer.contract import STREAMS
+from consumer.contract import H_DLQ_SOURCE_TOPIC, STREAMS
 from consumer.devtools.embedded_broker import create_topics
 from tests.integration.worker_support import (
     activity_ids,
@@ -57,5 +57,5 @@ def test_custom_output_prefix_and_dlq_under_a_pattern_that_matches_them(kafka_bo
     dead = [r for r in records if r.topic == dlq]
     poison = {a for a, _, v in stream if v.startswith(b"\x00\x00\x00\x00\x07")}
     assert set(activity_ids(dead)) == poison  # dead letters of the input only, never of an output
-    assert {r.headers["dlq-source-topic"] for r in dead} == {source.encode()}
+    assert {r.headers[H_DLQ_SOURCE_TOPIC] for r in dead} == {source.encode()}
     assert Counter(activity_ids(records)) == Counter(expected_results(stream))

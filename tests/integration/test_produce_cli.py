@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from consumer.contract import H_ACTIVITY_TYPE
 from consumer.ingest.records import customer_key
 from consumer.pipeline.codec import AvroCodec
 from tests.integration.worker_support import CORPUS, REPO, SEED_FIXTURES, read_all
@@ -45,5 +46,5 @@ def test_produce_writes_every_good_line_keyed_by_customer_and_reports_the_bad_on
         assert activity == e
         expected_key = customer_key(e)
         assert (key.decode() if key else None) == expected_key
-        assert headers["activity-type"] == e["type"].encode()
+        assert headers[H_ACTIVITY_TYPE] == e["type"].encode()
     assert sum(1 for e in events if customer_key(e)) >= len(events) - 2  # nearly every event names its customer

@@ -12,6 +12,14 @@ from pathlib import Path
 import pytest
 
 from consumer.config import Settings
+from consumer.contract import (
+    H_ACTIVITY_ID,
+    H_ACTIVITY_TYPE,
+    H_DLQ_ERROR_CLASS,
+    H_DLQ_REASON_CODE,
+    H_DLQ_SOURCE_OFFSET,
+    H_DLQ_SOURCE_TOPIC,
+)
 from tests.conftest import TopicFactory
 from tests.integration.fault_support import wait_committed_to_end
 from tests.integration.worker_support import (
@@ -61,16 +69,16 @@ def test_conservation_every_event_lands_downstream_or_in_the_dlq(
     assert set(activity_ids(dead)) == poison  # only the undecodable ones
     for r in dead:
         assert r.value == b"\x00\x00\x00\x00\x07garbage"  # the original bytes, unchanged
-        assert r.headers["dlq-error-class"] == b"DecodeError"
-        assert r.headers["dlq-reason-code"] in (b"unknown_schema_id", b"malformed", b"truncated")
-        assert r.headers["dlq-source-topic"] == new_topic.encode()
-        assert int(r.headers["dlq-source-offset"]) >= 0
+        assert r.headers[H_DLQ_ERROR_CLASS] == b"DecodeError"
+        assert r.headers[H_DLQ_REASON_CODE] in (b"unknown_schema_id", b"malformed", b"truncated")
+        assert r.headers[H_DLQ_SOURCE_TOPIC] == new_topic.encode()
+        assert int(r.headers[H_DLQ_SOURCE_OFFSET]) >= 0
     unknown = {a for a, _, _ in stream if a.startswith("evcus_unk")}
-    forwarded_other = {r.headers["activity-id"].decode() for r in records if r.topic.endswith(".other")}
+    forwarded_other = {r.headers[H_ACTIVITY_ID].decode() for r in records if r.topic.endswith(".other")}
     assert unknown <= forwarded_other  # new types are forwarded, never dead-lettered
     for r in records:
         if r.topic != dlq:
-            assert r.headers["activity-type"]
+            assert r.headers[H_ACTIVITY_TYPE]
             assert r.value is not None and r.value[:2] == b"\xc3\x01"
 
 
@@ -119,7 +127,7 @@ def test_restart_after_sigkill_at_least_once_loses_nothing(
     reprocessed = [a for a, n in expected.items() if seen[a] > n]
     # Re-delivery is bounded per input partition: --max-uncommitted-batches x --batch-size (100).
     inputs = read_all(kafka_bootstrap, [new_topic], isolation="read_uncommitted")
-    partition_of = {r.headers["activity-id"].decode(): r.partition for r in inputs}
+    partition_of = {r.headers[H_ACTIVITY_ID].decode(): r.partition for r in inputs}
     per_partition = Counter(partition_of[a] for a in reprocessed)
     bound = Settings.__dataclass_fields__["max_uncommitted_batches"].default * 100
     assert max(per_partition.values(), default=0) <= bound, f"re-processed per partition: {dict(per_partition)}"

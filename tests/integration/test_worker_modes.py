@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from consumer.config import Settings
+from consumer.contract import H_ACTIVITY_ID, H_ACTIVITY_TYPE, H_DLQ_ERROR_CLASS, H_DLQ_REASON
 from consumer.devtools.embedded_broker import create_topics, free_tcp_port
 from consumer.model import Activity, Result
 from consumer.pipeline.router import Router
@@ -109,12 +110,12 @@ def test_a_failing_handler_is_retried_with_backoff_then_dead_lettered(kafka_boot
 
     records = read_all(kafka_bootstrap, output_topics(kafka_bootstrap, new_topic))
     dead = [r for r in records if r.topic.endswith(".dlq")]
-    failed_ids = {r.headers["activity-id"].decode() for r in dead}
+    failed_ids = {r.headers[H_ACTIVITY_ID].decode() for r in dead}
     assert failed_ids and all(router.calls[a] == 3 for a in failed_ids)  # 1 try + 2 retries
     for r in dead:
-        assert r.headers["dlq-error-class"] == b"HandlerError"
-        assert r.headers["activity-type"] == b"customer.created"
-        assert b"downstream lookup failed" in r.headers["dlq-reason"]
+        assert r.headers[H_DLQ_ERROR_CLASS] == b"HandlerError"
+        assert r.headers[H_ACTIVITY_TYPE] == b"customer.created"
+        assert b"downstream lookup failed" in r.headers[H_DLQ_REASON]
     assert set(activity_ids(records)) == {a for a, _, _ in stream}  # everything else went on
     reg = worker.registry
     assert reg.get_sample_value("activity_consumer_retries_total", {"family": "lifecycle"}) == 2 * len(failed_ids)

@@ -16,6 +16,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
 from consumer.catalogue import KNOWN_TYPES, canonical
+from consumer.contract import H_ACTIVITY_ID
 from consumer.ingest.records import customer_key
 from consumer.pipeline.codec import AvroCodec
 from consumer.telemetry.kafka_logs import routed
@@ -81,7 +82,7 @@ def produce(
             errors.append(str(err))
 
     for activity_id, key, value in stream:
-        kwargs: dict[str, Any] = {"headers": [("activity-id", activity_id.encode())], "on_delivery": report}
+        kwargs: dict[str, Any] = {"headers": [(H_ACTIVITY_ID, activity_id.encode())], "on_delivery": report}
         if partition is not None:
             kwargs["partition"] = partition
         while True:
@@ -265,4 +266,4 @@ def expected_results(stream: Iterable[tuple[str, str | None, bytes]]) -> dict[st
 
 
 def activity_ids(records: Iterable[Record]) -> list[str]:
-    return [r.headers["activity-id"].decode() for r in records if "activity-id" in r.headers]
+    return [r.headers[H_ACTIVITY_ID].decode() for r in records if H_ACTIVITY_ID in r.headers]

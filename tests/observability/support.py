@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from confluent_kafka import Producer
 from prometheus_client.parser import text_string_to_metric_families
 
+from consumer.contract import H_ACTIVITY_ID
 from consumer.devtools.embedded_broker import free_tcp_port
 from consumer.ingest.records import customer_key
 from consumer.pipeline.codec import AvroCodec
@@ -189,7 +190,7 @@ def produce_recording(bootstrap: str, topic: str, events: list[SentEvent]) -> No
                     topic,
                     e.value,
                     e.key,
-                    headers=[("activity-id", e.activity_id.encode())],
+                    headers=[(H_ACTIVITY_ID, e.activity_id.encode())],
                     on_delivery=report_for(e),
                 )
                 break

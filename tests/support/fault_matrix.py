@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 
+from consumer.contract import H_ACTIVITY_ID
 from consumer.model import activity_from_record
 from consumer.pipeline.codec import AvroCodec, DecodeError
 from consumer.pipeline.router import Router
@@ -86,7 +87,7 @@ def tally(expected: Mapping[str, Expect], records: Iterable[Record], dlq_suffix:
     results: Counter[str] = Counter()
     dead: Counter[str] = Counter()
     for r in records:
-        raw = r.headers.get("activity-id")
+        raw = r.headers.get(H_ACTIVITY_ID)
         if raw is None:
             continue
         (dead if r.topic.endswith(dlq_suffix) else results)[raw.decode("utf-8", "replace")] += 1

@@ -10,6 +10,14 @@ import pytest
 from consumer.cli.dlq_inspect import safe_headers
 from consumer.cli.dlq_read import DeadLetter, DlqError, Filters, parse_when
 from consumer.cli.dlq_replay import Progress, Tally, replay_headers
+from consumer.contract import (
+    H_ACTIVITY_ID,
+    H_ACTIVITY_TYPE,
+    H_DLQ_FAILED_AT,
+    H_DLQ_REASON,
+    H_DLQ_REASON_CODE,
+    H_DLQ_REPLAY_COUNT,
+)
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
@@ -27,13 +35,13 @@ def test_parse_when() -> None:
 
 
 def test_replay_headers_drop_the_diagnosis_and_count_the_replay() -> None:
-    d = _dl([("activity-id", b"evcus_1"), ("dlq-reason-code", b"handler_error"), ("dlq-replay-count", b"2")])
+    d = _dl([(H_ACTIVITY_ID, b"evcus_1"), (H_DLQ_REASON_CODE, b"handler_error"), (H_DLQ_REPLAY_COUNT, b"2")])
     assert d.replay_count == 2
-    assert replay_headers(d) == [("activity-id", b"evcus_1"), ("dlq-replay-count", b"3")]
+    assert replay_headers(d) == [(H_ACTIVITY_ID, b"evcus_1"), (H_DLQ_REPLAY_COUNT, b"3")]
 
 
 def test_filters_use_the_failed_at_header_then_the_timestamp() -> None:
-    d = _dl([("dlq-reason-code", b"malformed"), ("activity-type", b"customer.created"), ("dlq-failed-at", b"5000")], 1)
+    d = _dl([(H_DLQ_REASON_CODE, b"malformed"), (H_ACTIVITY_TYPE, b"customer.created"), (H_DLQ_FAILED_AT, b"5000")], 1)
     assert d.failed_at_ms == 5000 and _dl([], 42).failed_at_ms == 42
     assert Filters(frozenset({"malformed"}), frozenset({"customer.created"}), 5000, 5000).matches(d)
     assert not Filters(reasons=frozenset({"handler_error"})).matches(d)
@@ -63,11 +71,11 @@ def test_progress_on_a_terminal_redraws_in_place() -> None:
 def test_sample_headers_keep_ours_and_mask_the_rest() -> None:
     d = _dl(
         [
-            ("dlq-reason", b"customer jane.doe@example.com not found, call +44 7700 900123"),
-            ("dlq-failed-at", b"1795802696891"),
+            (H_DLQ_REASON, b"customer jane.doe@example.com not found, call +44 7700 900123"),
+            (H_DLQ_FAILED_AT, b"1795802696891"),
             ("email", b"jane.doe@example.com"),
         ]
     )
     shown = safe_headers(d)
     assert "jane.doe" not in str(shown) and "7700" not in str(shown)
-    assert shown["dlq-failed-at"] == "1795802696891"
+    assert shown[H_DLQ_FAILED_AT] == "1795802696891"
