@@ -91,7 +91,7 @@ def test_unknown_fingerprint(single: AvroCodec) -> None:
     assert exc.value.reason == "unknown_fingerprint"
 
 
-@pytest.mark.parametrize("payload", [b"\x01\x02\x03", b"\xc3\x02" + b"\x00" * 20, b"{}", b"\xff"])
+@pytest.mark.parametrize("payload", [b"\x01\x02\x03", b"\xc3\x02" + b"\x00" * 20, b"[]", b"\xff"])
 def test_wrong_magic(single: AvroCodec, payload: bytes) -> None:
     with pytest.raises(DecodeError) as exc:
         single.decode(payload)

@@ -89,7 +89,7 @@ def test_the_real_events_themselves_are_forwarded() -> None:
 
 EXPECTED_REASON = {
     "wrong magic": "bad_magic",
-    "wrong magic (JSON text)": "bad_magic",
+    "wrong magic (JSON text)": "json_not_activity",  # JSON input: no created_at
     "wrong magic (second byte)": "bad_magic",
     "unknown fingerprint": "unknown_fingerprint",
     "unknown fingerprint (flipped)": "unknown_fingerprint",

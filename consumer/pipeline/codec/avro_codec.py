@@ -19,6 +19,7 @@ from consumer.pipeline.codec.framing import (
     WriterSchema,
     detect,
 )
+from consumer.pipeline.codec.json_input import JSON_FRAMING, activity_of, is_json, not_activity
 from consumer.pipeline.codec.jsonavro import ActivityConverter, Converters, EncodeError
 from consumer.pipeline.codec.schemas import SchemaStore
 
@@ -71,13 +72,17 @@ class AvroCodec:
         self._cavro: dict[int, CavroDecoder | None] = {}  # id(writer) -> its decoder; None: fastavro
 
     # -- writing --------------------------------------------------------------------------
-    def encode_record(self, record: dict[str, Any]) -> bytes:
+    def _body(self, record: dict[str, Any]) -> bytes:
+        """The unframed Avro body of a record, written with the current schema."""
         buf = io.BytesIO()
         try:
             schemaless_writer(buf, self.current.parsed, record)
         except (ValueError, TypeError, OverflowError, UnicodeError) as exc:
             raise EncodeError(f"cannot be written as Avro: {type(exc).__name__}: {exc}"[:300]) from None
-        body = buf.getvalue()
+        return buf.getvalue()
+
+    def encode_record(self, record: dict[str, Any]) -> bytes:
+        body = self._body(record)
         if self.framing == "confluent":
             assert self.confluent is not None
             return self.confluent.frame(body)
@@ -102,8 +107,11 @@ class AvroCodec:
         """Framed bytes to an envelope record whose `data` is the data record (a dict).
 
         `branch_of(record)` names the data record; fastavro is not asked to name union
-        branches, which costs about a quarter of the decode.
+        branches, which costs about a quarter of the decode. JSON text (a webhook delivery or
+        a bare activity) is encoded and read back: the record its Avro twin decodes to.
         """
+        if is_json(payload):
+            return self._decode_json_text(payload)
         writer, offset, framing = self.writer_of(payload)
         if self.engine == "cavro":
             key = id(writer)
@@ -119,6 +127,16 @@ class AvroCodec:
             return self._read(payload, offset, writer, self.current, framing)
         except SchemaResolutionError:
             return self._decode_unknown_branch(payload, offset, writer, framing)
+
+    def _decode_json_text(self, payload: bytes) -> dict[str, Any]:
+        activity = activity_of(payload)
+        try:
+            body = self._body(self.converter.to_avro(activity))
+        except EncodeError as exc:
+            raise not_activity(str(exc)) from None
+        except RecursionError:
+            raise not_activity("the activity nests too deeply") from None
+        return self._read(body, 0, self.current, self.current, JSON_FRAMING)
 
     @property
     def registry_healthy(self) -> bool:

@@ -29,6 +29,8 @@ DecodeReason = Literal[
     "malformed",
     "trailing_bytes",
     "incompatible_schema",
+    "json_malformed",  # JSON input (json_input.py): not parseable JSON text
+    "json_not_activity",  # JSON input: parsed, but neither an activity nor a customer delivery
 ]
 
 
@@ -67,7 +69,7 @@ class WriterSchema:
 
 
 def detect(payload: bytes) -> Framing:
-    """The framing named by the leading bytes."""
+    """The framing named by the leading bytes (JSON text is told apart first: json_input.is_json)."""
     if not payload:
         raise DecodeError("empty", "empty message value")
     if payload[:2] == SINGLE_OBJECT_MAGIC:
