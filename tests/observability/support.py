@@ -140,8 +140,14 @@ def _poison_extras(base: list[dict[str, Any]]) -> list[SentEvent]:
     framed = codec.encode_json(person)
     key = customer_key(person)
     return [
-        # a producer that sends JSON instead of Avro: the whole customer, in clear text
-        SentEvent("evcus_pii_json0001", key, json.dumps(person).encode(), None, ("bad_magic", "unknown")),
+        # JSON that is not an activity (an unknown envelope member): the whole customer, in clear text
+        SentEvent(
+            "evcus_pii_json0001",
+            key,
+            json.dumps({**person, "customer": person["data"]["customer"]}).encode(),
+            None,
+            ("json_not_activity", "json"),
+        ),
         SentEvent("evcus_pii_trunc001", key, framed[: len(framed) // 2], None, ("truncated", "single-object")),
         SentEvent("evcus_pii_trail001", key, framed + b"\x00\x01", None, ("trailing_bytes", "single-object")),
         SentEvent("evcus_empty_000001", key, b"", None, ("empty", "unknown")),
