@@ -9,7 +9,7 @@ from typing import Any
 from consumer.cli import dlq as dlq_cli
 from consumer.cli import schema as schema_cli
 from consumer.cli import tail as tail_cli
-from consumer.config import ConfigError, add_flags, build, resolved
+from consumer.config import ConfigError, GatewaySettings, add_flags, build, resolved
 from consumer.pipeline.codec.framing import FRAMINGS, Framing
 from consumer.pipeline.codec.schemas import ContractNotFound
 
@@ -29,6 +29,9 @@ def _parser() -> argparse.ArgumentParser:
     _kafka_args(prod)
     prod.add_argument("--topic", required=True)
     prod.add_argument("--framing", choices=FRAMINGS, default="single-object")
+
+    ingest = sub.add_parser("ingest", help="Voucherify's signed webhooks -> Avro events on --topic (the gateway)")
+    add_flags(ingest, cls=GatewaySettings)  # every gateway setting, from its declaration
 
     demo = sub.add_parser("demo", help="local broker + demo stream + worker, until Ctrl-C")
     demo.add_argument("--metrics-port", type=int, default=9400)
@@ -87,6 +90,17 @@ def _main(argv: list[str] | None) -> int:
             return 2
         codec = AvroCodec(framing=framing, registry=registry)
         return main_encode(codec) if args.codec_command == "encode" else main_decode(codec)
+
+    if args.command == "ingest":
+        try:
+            gateway_settings = build(vars(args), cls=GatewaySettings)
+        except ConfigError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        logs.configure(gateway_settings.log_format, gateway_settings.log_level)
+        from consumer.ingest.server import run as run_gateway
+
+        return run_gateway(gateway_settings)
 
     if args.command == "demo":
         from consumer.devtools.demo import run_demo
