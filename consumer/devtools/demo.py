@@ -130,22 +130,26 @@ def _stream_and_work(bootstrap: str, metrics_port: int, rate: float, duration: f
     stop = threading.Event()
     sent, unsent = [0], [0]
 
-    def stop_all() -> None:
-        stop.set()
-        worker.stop()
+    def feed() -> None:
+        # A signal (or --duration) stops the generator first; once its producer has flushed,
+        # the worker stops, and the broker (in its own session: Ctrl-C never reaches it) last.
+        try:
+            stream(bootstrap, rate, stop, sent, unsent)
+        finally:
+            worker.stop()
 
-    timer = threading.Timer(duration, stop_all) if duration else None
+    timer = threading.Timer(duration, stop.set) if duration else None
     if timer is not None:
         timer.start()
     threads = [
-        threading.Thread(target=stream, args=(bootstrap, rate, stop, sent, unsent), daemon=True),
+        threading.Thread(target=feed, daemon=True),
         threading.Thread(target=summary, args=(worker, sent, time.monotonic(), stop), daemon=True),
     ]
     for t in threads:
         t.start()
     where = f"http://127.0.0.1:{metrics_port}/metrics" if metrics_port else "off"
     print(f"broker {bootstrap}; topic {INPUT_TOPIC}; metrics {where}; Ctrl-C to stop", file=sys.stderr, flush=True)
-    code = serve_worker(worker, also_on_stop=stop.set)
+    code = serve_worker(worker, on_signal=stop.set)
     stop.set()
     if timer is not None:
         timer.cancel()

@@ -305,6 +305,9 @@ class EmbeddedBroker:
                 stderr=subprocess.STDOUT,
                 env=env,
                 close_fds=True,
+                # Its own session: a terminal's Ctrl-C (SIGINT to the foreground process group)
+                # must not stop the broker before its clients have closed; stop() does, last.
+                start_new_session=True,
             )
         except OSError as exc:
             log.close()

@@ -29,21 +29,16 @@ def install_signal_handlers(stop: Callable[[], None]) -> None:
     signal.signal(signal.SIGINT, handler)
 
 
-def serve_worker(worker: Worker, also_on_stop: Callable[[], None] | None = None) -> int:
-    """Run `worker` with its metrics and probes served, until a signal or `worker.stop()`."""
+def serve_worker(worker: Worker, on_signal: Callable[[], None] | None = None) -> int:
+    """Run `worker` with its metrics and probes served, until `worker.stop()`: by default a
+    signal calls it; `on_signal` replaces that (the demo stops its generator first)."""
     settings = worker.settings
     server = (
         serve(settings.metrics_host, settings.metrics_port, worker.registry, worker.health)
         if settings.metrics_port
         else None
     )
-
-    def stop() -> None:
-        if also_on_stop is not None:
-            also_on_stop()
-        worker.stop()
-
-    install_signal_handlers(stop)
+    install_signal_handlers(on_signal or worker.stop)
     try:
         return worker.run()
     finally:
