@@ -68,9 +68,9 @@ class NoopBusinessMetrics:
 
 def metrics_off(worker: Worker) -> None:
     noop = NoopPipelineMetrics(worker.metrics)
-    worker.metrics = noop  # type: ignore[assignment]
-    worker.checkpoint.metrics = noop  # type: ignore[assignment]
-    worker.business = NoopBusinessMetrics()  # type: ignore[assignment]
+    for part in (worker, worker.checkpoint, worker.tallies, worker.router, worker.gate, worker.member):
+        part.metrics = noop  # type: ignore[assignment]
+    worker.business = worker.tallies.business = NoopBusinessMetrics()  # type: ignore[assignment]
 
 
 def _settings(bootstrap: str, tag: str) -> Settings:
