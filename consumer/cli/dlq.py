@@ -98,9 +98,9 @@ def run(args: argparse.Namespace, out: IO[str] | None = None, err: IO[str] | Non
 def _inspect(args: argparse.Namespace, scan: Scan, filters: Filters, out: IO[str]) -> int:
     from consumer.cli.dlq_inspect import inspect, write_table
     from consumer.pipeline.codec import AvroCodec
-    from consumer.pipeline.codec.avro_codec import registry_client
+    from consumer.pipeline.codec.registry import connect
 
-    codec = AvroCodec(registry=registry_client(resolved("schema_registry_url", args.schema_registry_url)))
+    codec = AvroCodec(registry=connect(resolved("schema_registry_url", args.schema_registry_url)))
     report = inspect(scan, filters, codec, args.sample)
     if args.format == "json":
         out.write(json.dumps(report.as_json(), indent=2, ensure_ascii=False) + "\n")

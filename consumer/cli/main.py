@@ -53,9 +53,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _registry(url: str | None) -> Any:
-    from consumer.pipeline.codec.avro_codec import registry_client
+    from consumer.pipeline.codec.registry import connect
 
-    return registry_client(resolved("schema_registry_url", url))
+    return connect(resolved("schema_registry_url", url))
 
 
 def main(argv: list[str] | None = None) -> int:

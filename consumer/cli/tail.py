@@ -22,8 +22,8 @@ from consumer.cli import _clients
 from consumer.config import add_flags, resolved
 from consumer.contract import ENVELOPE, RESULTS_NAMESPACE
 from consumer.pipeline.codec import AvroCodec, DecodeError
-from consumer.pipeline.codec.avro_codec import registry_client
 from consumer.pipeline.codec.framing import detect
+from consumer.pipeline.codec.registry import NotRegistered, RegistryUnavailable, connect
 from consumer.pipeline.codec.schemas import SchemaStore, crc64_fingerprint, parsed
 
 
@@ -55,7 +55,7 @@ class ValueDecoder:
 
     def __init__(self, registry_url: str | None) -> None:
         store = SchemaStore()
-        self.registry = registry_client(registry_url)
+        self.registry = connect(registry_url)
         self.events = AvroCodec(store, registry=self.registry)
         self.results: dict[bytes, tuple[str, dict[str, Any]]] = {}
         for name in store.files:
@@ -87,9 +87,12 @@ class ValueDecoder:
                     "unknown_schema_id", "Confluent-framed value: give --schema-registry-url", "confluent"
                 )
             try:
-                registered = self.registry.get_schema(schema_id)
-                schema = parsed(json.loads(registered.schema_str))
-            except Exception as exc:  # 404, network, a schema fastavro cannot read: name it
+                text = self.registry.lookup(schema_id)
+            except (NotRegistered, RegistryUnavailable) as exc:  # shown on the line, as any unreadable value
+                raise DecodeError("unknown_schema_id", str(exc)[:200], "confluent") from None
+            try:
+                schema = parsed(json.loads(text))
+            except Exception as exc:  # a schema fastavro cannot read: name it
                 raise DecodeError("unknown_schema_id", f"schema id {schema_id}: {exc}"[:200], "confluent") from None
             found = self._by_id[schema_id] = (str(schema.get("name", "?")), schema)
         return found

@@ -263,7 +263,7 @@ def evolution_pairs(schema: dict[str, Any], framing: str) -> tuple[Variant, Pair
     if framing == "single-object":
         pair = Pair(lambda engine: AvroCodec(known_writers=(schema,), engine=engine))
     else:
-        pair = Pair(lambda engine: AvroCodec(framing="confluent", registry=reader.confluent.client, engine=engine))  # type: ignore[union-attr]
+        pair = Pair(lambda engine: AvroCodec(framing="confluent", registry=reader.confluent.registry, engine=engine))  # type: ignore[union-attr]
     return variant, pair
 
 

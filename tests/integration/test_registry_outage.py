@@ -17,10 +17,9 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from confluent_kafka.schema_registry import Schema as RegistrySchema
 
 from consumer.pipeline.codec import DEFAULT_SUBJECT, SchemaStore
-from consumer.pipeline.codec.avro_codec import registry_client
+from consumer.pipeline.codec.registry import connect
 from tests.integration.worker_support import (
     activity_ids,
     expected_results,
@@ -54,12 +53,13 @@ def _readyz(port: int) -> tuple[int, str]:
 
 def _register_variants(url: str, n: int) -> list[int]:
     """n registrations of the envelope that differ only in `doc`: n schema ids for one body layout."""
-    client = registry_client(url)
+    registry = connect(url)
+    assert registry is not None
     ids = []
     for i in range(n):
         schema = copy.deepcopy(SchemaStore().envelope)
         schema["doc"] = f"variant {i}"
-        ids.append(client.register_schema(DEFAULT_SUBJECT, RegistrySchema(json.dumps(schema), "AVRO")))
+        ids.append(registry.register(DEFAULT_SUBJECT, schema, schema["doc"]))
     assert len(set(ids)) == n
     return ids
 

@@ -13,7 +13,8 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from consumer.model import Result, activity_from_record
 from consumer.pipeline.codec import AvroCodec
-from consumer.pipeline.codec.results import RegistrationFailed, ResultEncoder
+from consumer.pipeline.codec.registry import RegistrationFailed
+from consumer.pipeline.codec.results import ResultEncoder
 from consumer.pipeline.codec.schemas import SchemaStore
 from consumer.pipeline.router import Router
 from tests.support.registry_double import RegistryDouble

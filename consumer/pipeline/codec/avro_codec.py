@@ -21,20 +21,15 @@ from consumer.pipeline.codec.framing import (
 )
 from consumer.pipeline.codec.json_input import JSON_FRAMING, activity_of, is_json, not_activity
 from consumer.pipeline.codec.jsonavro import ActivityConverter, Converters, EncodeError
+from consumer.pipeline.codec.registry import Registry, connect
 from consumer.pipeline.codec.schemas import SchemaStore
 
 DEFAULT_SUBJECT = "customer-activity-value"
-REGISTRY_TIMEOUT_S = 5.0
 
 
-def registry_client(url: str | None) -> Any:
-    """A Schema Registry client for `url` (`mock://...` gives confluent-kafka's in-process mock)."""
-    if not url:
-        return None
-    from confluent_kafka.schema_registry import SchemaRegistryClient
-
-    # One try, bounded: the worker retries with its own capped backoff, without blocking the loop.
-    return SchemaRegistryClient.new_client({"url": url, "max.retries": 0, "timeout": REGISTRY_TIMEOUT_S})
+def registry_client(url: str | None) -> Registry | None:
+    """Moved to `registry.connect`; kept while the gateway (ingest/server.py) still imports it here."""
+    return connect(url)
 
 
 class AvroCodec:
@@ -54,7 +49,7 @@ class AvroCodec:
         store: SchemaStore | None = None,
         *,
         framing: Framing = "single-object",
-        registry: Any = None,
+        registry: Any = None,  # a Registry (registry.connect), or a bare client to wrap in one
         subject: str = DEFAULT_SUBJECT,
         known_writers: tuple[Any, ...] = (),
         engine: AvroEngine = "auto",
@@ -64,7 +59,7 @@ class AvroCodec:
         self.current = WriterSchema.of(self.store.envelope)
         self.converter = ActivityConverter(self.store.envelope, self.store.type_to_shape())
         self.single_object = SingleObject(self.current, tuple(WriterSchema.of(s) for s in known_writers))
-        self.confluent = Confluent(registry, subject, self.current) if registry is not None else None
+        self.confluent = Confluent(Registry.of(registry), subject, self.current) if registry is not None else None
         if framing == "confluent" and self.confluent is None:
             raise ValueError("the confluent framing needs a schema registry client")
         self.framing: Framing = framing

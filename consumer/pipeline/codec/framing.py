@@ -12,6 +12,8 @@ import struct
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
+from consumer.contract import ENVELOPE
+from consumer.pipeline.codec.registry import NotRegistered, Registry, RegistryUnavailable
 from consumer.pipeline.codec.schemas import Schema, crc64_fingerprint, parsed
 
 SINGLE_OBJECT_MAGIC: Final = b"\xc3\x01"
@@ -42,18 +44,6 @@ class DecodeError(Exception):
         self.reason: DecodeReason = reason
         self.detail = detail
         self.framing = framing
-
-
-class RegistryUnavailable(Exception):
-    """The Schema Registry could not answer (connection refused, timeout, 5xx, auth).
-
-    Not a `DecodeError`: the event is not at fault, so it must not be dead-lettered. The
-    worker holds the partition at this event and retries after a backoff.
-    """
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,12 +97,12 @@ class SingleObject:
 
 
 class Confluent:
-    """Confluent Schema Registry framing, with a cache in front of the registry client."""
+    """Confluent Schema Registry framing, with a cache in front of the registry."""
 
     name: Final = "confluent"
 
-    def __init__(self, client: Any, subject: str, current: WriterSchema) -> None:
-        self.client = client  # confluent_kafka.schema_registry.SchemaRegistryClient
+    def __init__(self, registry: Registry, subject: str, current: WriterSchema) -> None:
+        self.registry = registry
         self.subject = subject
         self.current = current
         self._header: bytes | None = None
@@ -126,9 +116,7 @@ class Confluent:
         self.down = False
 
     def _register(self) -> bytes:
-        from confluent_kafka.schema_registry import Schema as RegistrySchema
-
-        schema_id = self.client.register_schema(self.subject, RegistrySchema(json.dumps(self.current.raw), "AVRO"))
+        schema_id = self.registry.register(self.subject, self.current.raw, ENVELOPE)
         self._by_id[schema_id] = self.current
         return struct.pack(">bI", CONFLUENT_MAGIC, schema_id)
 
@@ -147,26 +135,19 @@ class Confluent:
         return schema, 5
 
     def _lookup(self, schema_id: int) -> WriterSchema:
-        from confluent_kafka.schema_registry.error import SchemaRegistryError
-
         if self.down:
             raise RegistryUnavailable(f"schema id {schema_id}: registry down, waiting to retry")
         try:
-            registered = self.client.get_schema(schema_id)
-        except SchemaRegistryError as exc:
-            if exc.http_status_code == 404:  # the registry answered: the id names no schema
-                self.healthy = True
-                raise DecodeError("unknown_schema_id", f"schema id {schema_id} is not registered", self.name) from None
-            self.down, self.healthy = True, False  # 5xx, 401/403, 429: not the event's fault
-            raise RegistryUnavailable(f"schema id {schema_id}: {exc}"[:300]) from None
-        except Exception as exc:  # network errors, timeouts: the event is not at fault
+            text = self.registry.lookup(schema_id)
+        except NotRegistered as exc:  # the registry answered: the id names no Avro schema
+            self.healthy = True
+            raise DecodeError("unknown_schema_id", str(exc), self.name) from None
+        except RegistryUnavailable:
             self.down, self.healthy = True, False
-            raise RegistryUnavailable(f"schema id {schema_id}: {type(exc).__name__}: {exc}"[:300]) from None
+            raise
         self.healthy = True
-        if registered.schema_type not in (None, "AVRO"):
-            raise DecodeError("unknown_schema_id", f"schema id {schema_id} is {registered.schema_type}", self.name)
         try:
-            return WriterSchema.of(json.loads(registered.schema_str))
+            return WriterSchema.of(json.loads(text))
         except Exception as exc:  # not JSON, or not a schema fastavro can read
             raise DecodeError(
                 "incompatible_schema", f"schema id {schema_id} cannot be parsed: {exc}"[:200], self.name

@@ -5,7 +5,6 @@ Schema Registry, where each schema is registered under `<topic>-value` on first 
 from __future__ import annotations
 
 import io
-import json
 import struct
 from typing import Any
 
@@ -14,13 +13,9 @@ from fastavro import schemaless_writer
 from consumer.config import AvroEngine
 from consumer.contract import RESULTS_NAMESPACE
 from consumer.pipeline.codec.engines import CavroEncoder, resolve
-from consumer.pipeline.codec.framing import CONFLUENT_MAGIC, SINGLE_OBJECT_MAGIC, Framing, RegistryUnavailable
+from consumer.pipeline.codec.framing import CONFLUENT_MAGIC, SINGLE_OBJECT_MAGIC, Framing
+from consumer.pipeline.codec.registry import Registry
 from consumer.pipeline.codec.schemas import SchemaStore, crc64_fingerprint, parsed
-
-
-class RegistrationFailed(RegistryUnavailable):
-    """A result schema could not be registered (registry down or refusing it): like any
-    registry outage, the worker holds the partition and retries; the event is not at fault."""
 
 
 class ResultEncoder:
@@ -37,13 +32,13 @@ class ResultEncoder:
         engine: AvroEngine = "auto",
         *,
         framing: Framing = "single-object",
-        registry: Any = None,
+        registry: Any = None,  # a Registry (registry.connect), or a bare client to wrap in one
     ) -> None:
         if framing == "confluent" and registry is None:
             raise ValueError("the confluent output framing needs a schema registry client")
         self.engine = resolve(engine)
         self.framing = framing
-        self._registry = registry  # confluent_kafka.schema_registry.SchemaRegistryClient
+        self._registry = Registry.of(registry) if registry is not None else None
         self._raw: dict[str, dict[str, Any]] = {}
         self._confluent: dict[tuple[str, str], bytes] = {}  # (topic, schema) -> magic byte + schema id
         self._kinds: dict[str, tuple[dict[str, Any], bytes, CavroEncoder | None]] = {}
@@ -56,18 +51,11 @@ class ResultEncoder:
 
     def register(self, topic: str, schema_name: str) -> bytes:
         """Register `schema_name` under `<topic>-value` (TopicNameStrategy), once per topic;
-        returns the Confluent header for it."""
+        returns the Confluent header for it. Raises RegistrationFailed (a registry outage)."""
         header = self._confluent.get((topic, schema_name))
         if header is None:
-            from confluent_kafka.schema_registry import Schema as RegistrySchema
-
-            subject = f"{topic}-value"
-            try:
-                schema_id = self._registry.register_schema(
-                    subject, RegistrySchema(json.dumps(self._raw[schema_name]), "AVRO")
-                )
-            except Exception as exc:  # HTTP errors, refusals (incompatible schema): the message says which
-                raise RegistrationFailed(f"registering {schema_name} under {subject}: {exc}"[:300]) from None
+            assert self._registry is not None, "the confluent output framing has a registry"
+            schema_id = self._registry.register(f"{topic}-value", self._raw[schema_name], schema_name)
             header = self._confluent[(topic, schema_name)] = struct.pack(">bI", CONFLUENT_MAGIC, schema_id)
         return header
 
