@@ -32,7 +32,6 @@ from consumer.pipeline.codec.framing import SINGLE_OBJECT_MAGIC
 from consumer.pipeline.codec.results import RESULTS_NAMESPACE, ResultEncoder
 from consumer.pipeline.codec.schemas import crc64_fingerprint, parsed
 from consumer.pipeline.router import Router
-from consumer.pipeline.tickets import Ticket
 from consumer.runtime.worker import Worker
 from consumer.telemetry import logs
 
@@ -243,46 +242,6 @@ def worker(guarantee: str, engine: str, idle: float = 2) -> Callable[[argparse.N
     return run
 
 
-def latency(a: argparse.Namespace) -> Measured:
-    """The default worker on a paced input whose activity ids carry their produce time
-    (`lat<ns>`, see bench.run): per event, produce -> the last of its results acknowledged."""
-    acked: dict[str, float] = {}
-    ack = Ticket.ack
-
-    def timed_ack(self: Ticket, err: Any, msg: Any) -> None:
-        value = msg.value()
-        if err is None and value is not None and value[:2] == b"\xc3\x01":
-            activity_id = _avro_string_at(value, HEADER)  # every result record starts with activity_id
-            if activity_id.startswith("lat"):
-                acked[activity_id] = time.time()
-        ack(self, err, msg)
-
-    Ticket.ack = timed_ack  # type: ignore[method-assign]
-    m = worker("at-least-once", "auto", idle=30)(a)  # idle while bench.run waits out the join
-    lat_ms = sorted((t - int(i[3:]) / 1e9) * 1000 for i, t in acked.items())
-    m.extra.update(events_timed=len(lat_ms), p50_ms=_pct(lat_ms, 50), p99_ms=_pct(lat_ms, 99))
-    return m
-
-
-def _avro_string_at(buf: bytes, pos: int) -> str:
-    shift = n = 0
-    while True:
-        b = buf[pos]
-        pos += 1
-        n |= (b & 0x7F) << shift
-        shift += 7
-        if not b & 0x80:
-            break
-    length = (n >> 1) ^ -(n & 1)
-    return buf[pos : pos + length].decode()
-
-
-def _pct(sorted_values: list[float], p: float) -> float:
-    if not sorted_values:
-        return float("nan")
-    return sorted_values[min(len(sorted_values) - 1, int(len(sorted_values) * p / 100))]
-
-
 def quix(native: bool) -> Callable[[argparse.Namespace], Measured]:
     """A Quix Streams Application (at-least-once, its defaults) with the same handlers and results.
 
@@ -387,7 +346,6 @@ CONTENDERS: dict[str, Callable[[argparse.Namespace], Measured]] = {
     "worker-eos-fastavro": worker("exactly-once", "fastavro"),
     "quix-native": quix(native=True),
     "quix-ours": quix(native=False),
-    "latency": latency,
 }
 
 

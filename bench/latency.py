@@ -233,7 +233,7 @@ def verdicts(rows: list[Figures]) -> list[str]:
 
 
 def measure(
-    bootstrap: str, seconds: float, loads: list[float], partitions: int, sweep: bool, backlog: int
+    bootstrap: str, seconds: float, loads: Sequence[float], partitions: int, sweep: bool, backlog: int
 ) -> dict[str, object]:
     top = max_rate(bootstrap, typed(build_stream(WARM + backlog, seed=3)), partitions)
     rows: list[Figures] = []

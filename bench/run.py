@@ -1,12 +1,12 @@
 """`make bench`: the whole story in one table, from one run on one Tansu broker.
 
-    python -m bench.run [--events 30000] [--partitions 4] [--latency-seconds 10] [--smoke]
+    python -m bench.run [--events 30000] [--partitions 4] [--latency-seconds 8] [--sweep] [--smoke]
 
 One broker; the input topic is written once with N events of the corpus mix (bench/stream.py).
 Each contender then runs in its own process (bench/contenders.py) and its own consumer group,
 one at a time, so that its CPU seconds and peak RSS are its own. After them:
-- latency: the default worker (at-least-once) on a fresh topic fed at half of that worker's
-  measured rate; per event, produce -> its last result acknowledged;
+- latency (bench/latency.py): the worker against the floor, a minimal forwarder, each at 10, 50
+  and 80% of the worker's maximum, results read only after each run (`--sweep`: one knob at a time);
 - `activity-consumer run --processes 1` and `2` on the input topic, from the outside (committed
   offsets, /proc), the way it is deployed.
 Quix Streams rows run where `quixstreams` imports: this interpreter, else `.venv-bench`
@@ -28,9 +28,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, TopicPartition
 
-from bench.stream import _avro_string, build_stream, produce
+from bench import latency
+from bench.stream import build_stream, produce
 from consumer.contract import STREAMS
 from consumer.devtools.embedded_broker import EmbeddedBroker, create_topics
 from consumer.pipeline.codec.engines import resolve
@@ -54,6 +55,7 @@ ROWS = [
     ("quix-ours", "Quix Streams, our codec"),
 ]
 QUIX_ROWS = {"quix-native", "quix-ours"}
+LOADS = (0.1, 0.5, 0.8)  # latency runs, as shares of the worker's maximum
 
 
 @dataclass
@@ -93,37 +95,6 @@ def contender(python: str, name: str, bootstrap: str, topic: str, events: int, t
     if done.returncode != 0:
         raise RuntimeError(f"{name} failed ({done.returncode}):\n{done.stderr[-3000:]}")
     out: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return out
-
-
-# -- latency at a fixed offered load ------------------------------------------------------------
-def paced_produce(
-    bootstrap: str, topic: str, rate: float, seconds: float, templates: list[tuple[Any, bytes, bytes]]
-) -> int:
-    """`rate` events/s for `seconds`; each activity id is `lat<produce time in ns>`."""
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 1, "enable.idempotence": True})
-    total = int(rate * seconds)
-    started = time.perf_counter()
-    sent = 0
-    while sent < total:
-        due = min(total, int((time.perf_counter() - started) * rate) + 1)
-        while sent < due:
-            key, header, rest = templates[sent % len(templates)]
-            value = header + _avro_string(f"lat{time.time_ns()}") + rest
-            producer.produce(topic, value, key)
-            sent += 1
-        producer.poll(0)
-        time.sleep(0.002)
-    producer.flush(30)
-    return sent
-
-
-def split_templates(stream: list[tuple[str, Any, bytes]]) -> list[tuple[Any, bytes, bytes]]:
-    """(key, header, body after the id) of each event: bench.stream splices the id the same way."""
-    out = []
-    for activity_id, key, value in stream:
-        id_len = len(_avro_string(activity_id))
-        out.append((key, value[:10], value[10 + id_len :]))
     return out
 
 
@@ -248,22 +219,23 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--events", type=int, default=None, help="input events (default 30000; 300 with --smoke)")
     p.add_argument("--partitions", type=int, default=4)
-    p.add_argument("--latency-seconds", type=float, default=None, help="paced run length (default 10; 2 with --smoke)")
+    p.add_argument("--latency-seconds", type=float, default=None, help="paced run length (default 8; 1 with --smoke)")
+    p.add_argument("--sweep", action="store_true", help="latency: also vary one knob at a time at half load")
     p.add_argument("--smoke", action="store_true", help="a tiny run that checks the benchmark works, not speeds")
     p.add_argument("--json", type=Path, help="also write the rows and figures here")
     a = p.parse_args(argv)
     n = a.events or (300 if a.smoke else 30_000)
-    lat_seconds = a.latency_seconds or (2.0 if a.smoke else 10.0)
+    lat_seconds = a.latency_seconds or (1.0 if a.smoke else 8.0)
     timeout = 120 if a.smoke else 600
     logs.configure("json", "warning", stream=sys.stderr)
     t0 = time.perf_counter()
     python, qpython = sys.executable, quix_python()
     default_engine = resolve("auto")
     stream = build_stream(n)
-    templates = split_templates(stream[: min(n, 64)])
     rows: dict[str, Row] = {}
     skipped: list[str] = []
     extra: list[str] = []
+    lat: dict[str, object] = {}
     with EmbeddedBroker() as broker:
         bootstrap = broker.bootstrap_servers
         create_topics(bootstrap, {INPUT: a.partitions})
@@ -283,26 +255,14 @@ def main(argv: list[str] | None = None) -> int:
             rows[key] = Row(key, label, m["events"], m["seconds"], m["cpu_seconds"], m["peak_rss_mb"])
             print(f"{key}: {rows[key].rate:,.0f} events/s", file=sys.stderr, flush=True)
 
-        # Latency at half of the default worker's measured maximum.
-        best = rows.get(f"worker-alo-{default_engine}")
-        if best is not None:
-            rate = best.rate / 2
-            create_topics(bootstrap, {"bench-latency": a.partitions})
-            expected = int(rate * lat_seconds)
-            cmd = [python, "-m", "bench.contenders", "latency", "--bootstrap", bootstrap, "--topic", "bench-latency"]
-            cmd += ["--events", str(expected), "--prefix", "bench.latency."]
-            child = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            time.sleep(8)  # the group join (about 3 s on Tansu), before the first event is produced
-            paced_produce(bootstrap, "bench-latency", rate, lat_seconds, templates)
-            out, err = child.communicate(timeout=timeout)
-            if child.returncode != 0:
-                raise RuntimeError(f"latency run failed:\n{err[-3000:]}")
-            lat = json.loads(out.strip().splitlines()[-1])["extra"]
-            extra.append(
-                f"Latency, produce -> last result acked, default worker (at-least-once, {default_engine}) at "
-                f"{rate:,.0f} events/s offered (half its max) for {lat_seconds:.0f} s: "
-                f"p50 {lat['p50_ms']:.0f} ms, p99 {lat['p99_ms']:.0f} ms ({lat['events_timed']} events timed)."
-            )
+        # Latency: the worker against the floor at 10/50/80% of its maximum (bench/latency.py).
+        loads, backlog = ((0.5,), 1000) if a.smoke else (LOADS, 20_000)
+        lat = latency.measure(bootstrap, lat_seconds, loads, a.partitions, a.sweep, backlog)
+        extra.append(
+            f"Latency, input CreateTime -> first result CreateTime, read after each run; worker maximum "
+            f"{lat['max_rate']:,.0f} events/s (defaults, backlog), {lat_seconds:g} s per paced run:\n\n"
+            f"{lat['table']}\n\n" + "\n".join(f"Latency target {v}." for v in lat["verdicts"])  # type: ignore[attr-defined]
+        )
         for k in (1, 2):
             try:
                 rows[f"processes-{k}"] = processes_run(python, bootstrap, a.partitions, n, k, timeout)
@@ -333,7 +293,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n(total {time.perf_counter() - t0:.0f} s)")
     if a.json:
         a.json.write_text(
-            json.dumps({"rows": {k: vars(r) for k, r in rows.items()}, "skipped": skipped, "notes": extra})
+            json.dumps(
+                {"rows": {k: vars(r) for k, r in rows.items()}, "skipped": skipped, "notes": extra, "latency": lat}
+            )
         )
     return 0
 

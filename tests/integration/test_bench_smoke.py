@@ -41,5 +41,10 @@ def test_bench_smoke_prints_every_row_it_can_run(tmp_path: Path) -> None:
         row = rows[key]
         assert row["events"] == 400 and row["seconds"] > 0 and row["peak_rss_mb"] > 0, row
         assert row["label"] in done.stdout, f"{key} is not in the printed table"
-    assert any(note.startswith("Latency, produce -> last result acked") for note in figures["notes"])
+    latency = next(note for note in figures["notes"] if note.startswith("Latency, input CreateTime"))
+    # --smoke runs the half load only: one worker row and one floor row, each with every event timed
+    assert latency.count("| worker |") == 1 and latency.count("| floor |") == 1, latency
+    for run in figures["latency"]["rows"]:
+        assert run["timed"] == run["events"] > 0 and 0 < run["p50"] <= run["p99"], run
+    assert "Latency target at" in "\n".join(figures["notes"]), figures["notes"]
     assert any(note.startswith("Ratios") for note in figures["notes"])
