@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import Any
 
+from consumer.cli import backfill as backfill_cli
 from consumer.cli import dlq as dlq_cli
 from consumer.cli import schema as schema_cli
 from consumer.cli import tail as tail_cli
@@ -49,6 +50,7 @@ def _parser() -> argparse.ArgumentParser:
     schema_cli.add_parser(sub)
     dlq_cli.add_parser(sub)
     tail_cli.add_parser(sub)
+    backfill_cli.add_parser(sub)
     return p
 
 
@@ -78,6 +80,8 @@ def _main(argv: list[str] | None) -> int:
     if args.command == "tail":
         logs.configure("console", "warning", stream=sys.stderr)  # the records are the output
         return tail_cli.run(args)
+    if args.command == "backfill":
+        return backfill_cli.run(args)  # configures its logs (stderr, with the progress line)
 
     if args.command == "codec":
         from consumer.cli.codec_lines import main_decode, main_encode
