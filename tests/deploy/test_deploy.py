@@ -40,6 +40,8 @@ DOCKERIGNORE = DEPLOY / "Dockerfile.dockerignore"
 
 JOB = "customer-activity-consumer"
 APP_NAME = "customer-activity-consumer"
+GATEWAY_JOB = "customer-activity-gateway"  # the webhook gateway's scrape job and app name
+GATEWAY_METRIC_PREFIX = "activity_gateway_"
 K8S_VERSION = "1.32.0"  # schema version for kubernetes-validate; matches the kubectl in CI
 TOOL_TIMEOUT = 120
 
@@ -49,12 +51,14 @@ def _exported_series_names() -> frozenset[str]:
     PipelineMetrics and BusinessMetrics registered on a fresh registry."""
     from prometheus_client import CollectorRegistry
 
+    from consumer.ingest.metrics import GatewayMetrics
     from consumer.telemetry.business_metrics import BusinessMetrics
     from consumer.telemetry.metrics import PipelineMetrics
 
     registry = CollectorRegistry()
     PipelineMetrics(registry)
     BusinessMetrics(registry)
+    GatewayMetrics(registry)
     names: set[str] = set()
     for family in registry.collect():
         if family.type == "counter":
@@ -159,11 +163,13 @@ def test_known_metrics_are_the_series_the_code_exports() -> None:
         "activity_consumer_handler_duration_seconds_count",
         "voucherify_redemptions_total",
         "voucherify_redemption_discount_minor_units_sum",
+        "activity_gateway_requests_total",
+        "activity_gateway_ack_seconds_bucket",
     } <= KNOWN_METRICS
     # a histogram has no series under its bare name, and suffixes do not stack
     assert not is_known_metric("activity_consumer_event_age_seconds")
     assert not is_known_metric("activity_consumer_commits_total_sum")
-    assert all(n.startswith(("activity_consumer_", "voucherify_")) for n in KNOWN_METRICS)
+    assert all(n.startswith(("activity_consumer_", "voucherify_", GATEWAY_METRIC_PREFIX)) for n in KNOWN_METRICS)
 
 
 @pytest.mark.parametrize(
@@ -241,7 +247,12 @@ def test_alerts_are_well_formed() -> None:
     assert len(names) == len(set(names)), "duplicate alert names"
     for rule in rules:
         name = rule["alert"]
-        assert f'job="{JOB}"' in rule["expr"], f"{name}: select job={JOB!r} explicitly"
+        gateway = name.startswith("VoucherifyGateway")
+        job = GATEWAY_JOB if gateway else JOB
+        assert f'job="{job}"' in rule["expr"], f"{name}: select job={job!r} explicitly"
+        assert gateway == any(n.startswith(GATEWAY_METRIC_PREFIX) for n in metric_names(rule["expr"])) or (
+            gateway and metric_names(rule["expr"]) == {"up"}
+        ), f"{name}: gateway alerts are named VoucherifyGateway*, and only they read gateway metrics"
         assert rule.get("for"), f"{name}: needs a `for:` so one bad scrape does not page"
         assert rule["labels"]["severity"] in {"critical", "warning", "info"}, name
         for key in ("summary", "description", "runbook"):
@@ -271,7 +282,23 @@ def test_required_alerts_exist() -> None:
     has(lambda e: "activity_consumer_commit_failures_total" in e, "commit failures")
     has(lambda e: "activity_consumer_last_commit_timestamp_seconds" in e and "time()" in e,
         "last commit too old")  # fmt: skip
+    has(lambda e: "activity_gateway_signature_failures_total" in e, "gateway signature failures")
+    has(lambda e: re.search(r'^\s*(sum\()?up\{job="customer-activity-gateway"\}', e), "gateway down")
     assert joined
+
+
+def test_gateway_5xx_alert_reflects_voucherifys_retry_cut_off() -> None:
+    """A sustained 5xx ratio pages (critical) after a `for` that rides out a rollout but leaves
+    most of Voucherify's 12 attempts; the annotation says why."""
+    rules = [r for r in _alert_rules() if "activity_gateway_requests_total" in r["expr"] and '"5.."' in r["expr"]]
+    assert len(rules) == 1, "one 5xx-ratio alert on the gateway's requests"
+    (rule,) = rules
+    assert " / " in " ".join(rule["expr"].split()) or "/\n" in rule["expr"], "a ratio, not a count"
+    assert rule["labels"]["severity"] == "critical"
+    minutes = int(re.fullmatch(r"(\d+)m", rule["for"]).group(1))  # type: ignore[union-attr]
+    assert 5 <= minutes <= 60, rule["for"]  # the first six retries (1..32 min) fall within ~1 h
+    description = rule["annotations"]["description"]
+    assert "12" in description and "two days" in description and "disable" in description
 
 
 def test_every_alert_is_tested_firing_and_silent() -> None:
@@ -335,8 +362,16 @@ def _render_text(kustomization: str) -> str:
     return proc.stdout
 
 
-def _render(kustomization: str) -> list[dict[str, Any]]:
-    return [d for d in yaml.safe_load_all(_render_text(kustomization)) if d]
+def _app(doc: dict[str, Any]) -> str | None:
+    return cast(str | None, (doc["metadata"].get("labels") or {}).get("app.kubernetes.io/name"))
+
+
+def _render(kustomization: str, part: str | None = "worker") -> list[dict[str, Any]]:
+    """The rendered objects of one part: the worker's (default), the gateway's, or all (None)."""
+    docs = [d for d in yaml.safe_load_all(_render_text(kustomization)) if d]
+    if part is None:
+        return docs
+    return [d for d in docs if (_app(d) == GATEWAY_JOB) == (part == "gateway")]
 
 
 def _all(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
@@ -397,7 +432,7 @@ def test_kustomization_renders(kustomization: str) -> None:
 def test_manifests_validate_offline(kustomization: str) -> None:
     kv = _kubernetes_validate()
     problems = []
-    for doc in _render(kustomization):
+    for doc in _render(kustomization, None):
         ident = f"{doc['kind']}/{doc['metadata']['name']}"
         if (doc["apiVersion"], doc["kind"]) in CUSTOM_KINDS:
             continue  # no schema in kubernetes-validate; see the dedicated tests
@@ -421,15 +456,15 @@ def test_offline_validation_is_strict() -> None:
 
 @pytest.mark.parametrize("kustomization", KUSTOMIZATIONS)
 def test_only_known_custom_resources(kustomization: str) -> None:
-    core_groups = ("v1", "apps/v1", "policy/v1", "networking.k8s.io/v1")
-    for doc in _render(kustomization):
+    core_groups = ("v1", "apps/v1", "policy/v1", "networking.k8s.io/v1", "autoscaling/v2")
+    for doc in _render(kustomization, None):
         if doc["apiVersion"] not in core_groups:
             assert (doc["apiVersion"], doc["kind"]) in CUSTOM_KINDS, doc["kind"]
 
 
 @pytest.mark.parametrize("kustomization", KUSTOMIZATIONS)
 def test_namespace_set_only_by_overlays(kustomization: str) -> None:
-    namespaces = {d["metadata"].get("namespace") for d in _render(kustomization)}
+    namespaces = {d["metadata"].get("namespace") for d in _render(kustomization, None)}
     if kustomization == "base":
         assert namespaces == {None}, "the base must stay namespace-agnostic"
     else:
@@ -530,7 +565,7 @@ def test_config_and_resources(kustomization: str) -> None:
 
 @pytest.mark.parametrize("kustomization", KUSTOMIZATIONS)
 def test_no_plaintext_credentials(kustomization: str) -> None:
-    docs = _render(kustomization)
+    docs = _render(kustomization, None)
     assert not _all(docs, "Secret"), "Secrets are created out of band, never shipped in git"
     sensitive = re.compile(r"(?i)(?:^|[_.-])(?:pass(?:word|wd)?|secret|token|credentials?)$|jaas")
     for doc in docs:
@@ -540,8 +575,9 @@ def test_no_plaintext_credentials(kustomization: str) -> None:
                 pytest.fail(f"{doc['kind']}: plaintext value for {path}.{key}")
     text = _render_text(kustomization)
     assert not re.search(r"(?i)sasl\.password|password\s*=", text)
-    for name, entry in _env(_container(docs)).items():
-        if sensitive.search(name) or name.startswith("KAFKA_SASL_"):
+    containers = [_container(_render(kustomization, part)) for part in ("worker", "gateway")]
+    for name, entry in [item for c in containers for item in _env(c).items()]:
+        if sensitive.search(name) or name.startswith(("KAFKA_SASL_", "VOUCHERIFY_")):
             assert "value" not in entry, f"{name} must come from a Secret, not a literal"
             assert "secretKeyRef" in entry["valueFrom"], name
 
@@ -767,6 +803,14 @@ REQUIRED_PANELS: dict[str, tuple[set[str], str]] = {
     "commits and rebalances": ({"activity_consumer_commits_total"}, ""),
     "rebalances": ({"activity_consumer_rebalances_total"}, ""),
     "producer queue": ({"activity_consumer_producer_queue_messages"}, ""),
+    # the webhook gateway's row
+    "gateway requests by outcome and status": ({"activity_gateway_requests_total"}, "by (outcome, status)"),
+    "gateway 5xx ratio": ({"activity_gateway_requests_total"}, 'status=~"5.."'),
+    "gateway signature failures": ({"activity_gateway_signature_failures_total"}, ""),
+    "gateway ack latency p50": ({"activity_gateway_ack_seconds_bucket"}, "histogram_quantile(0.5,"),
+    "gateway ack latency p99": ({"activity_gateway_ack_seconds_bucket"}, "histogram_quantile(0.99,"),
+    "gateway in-flight requests": ({"activity_gateway_in_flight_requests"}, ""),
+    "gateway ignored deliveries": ({"activity_gateway_ignored_total"}, "by (event_family)"),
 }
 
 
