@@ -61,6 +61,25 @@ NOTIFICATION_CHANNELS: Final[tuple[str, ...]] = (
     "batch",
 )
 
+# Vocabularies an event type names (its last part, or a mapping): the handlers record them in
+# results, the business metrics label by them. Declared here, in the types' order.
+ORDER_STATUSES: Final[tuple[str, ...]] = ("created", "updated", "paid", "fulfilled", "processing", "canceled")
+HOLDER_CHANGES: Final[tuple[str, ...]] = ("created", "deleted")
+REWARD_REDEMPTION_STATUSES: Final[tuple[str, ...]] = ("created", "pending", "completed", "rolledback")
+VALIDATION_RESULTS: Final[tuple[str, ...]] = ("succeeded", "failed")
+CONSENT_CHANGES: Final[tuple[str, ...]] = tuple(t.rsplit(".", 1)[1] for t in CONSENT_TYPES)
+# loyalty tier type -> the `change` a LoyaltyTierChange records
+TIER_CHANGE_OF: Final[dict[str, str]] = {
+    "customer.loyalty.tier.joined": "joined",
+    "customer.loyalty.tier.left": "left",
+    "customer.loyalty.tier.upgraded": "upgraded",
+    "customer.loyalty.tier.downgraded": "downgraded",
+    "customer.loyalty.tier.prolonged": "prolonged",
+    "customer.loyalty.tier.expiration.changed": "expiration_changed",
+    "customer.loyalty.updated": "updated",
+}
+TIER_CHANGES: Final[tuple[str, ...]] = tuple(TIER_CHANGE_OF.values())
+
 _CURRENT_NON_SEED: Final[tuple[str, ...]] = (
     *(f"customer.{c}.recovered" for c in NOTIFICATION_CHANNELS),
     "customer.activecampaign.failed",
@@ -79,27 +98,11 @@ _CURRENT_NON_SEED: Final[tuple[str, ...]] = (
     "customer.voucher.loyalty_card.points_activated",
     "customer.voucher.loyalty_card.points_expired",
     "customer.voucher.deleted",
-    "customer.validation.succeeded",
-    "customer.validation.failed",
-    "customer.order.canceled",
-    "customer.order.created",
-    "customer.order.fulfilled",
-    "customer.order.paid",
-    "customer.order.processing",
-    "customer.order.updated",
-    "customer.reward_redemptions.created",
-    "customer.reward_redemptions.pending",
-    "customer.reward_redemptions.completed",
-    "customer.reward_redemptions.rolledback",
-    "customer.loyalty.updated",
-    "customer.loyalty.tier.upgraded",
-    "customer.loyalty.tier.downgraded",
-    "customer.loyalty.tier.prolonged",
-    "customer.loyalty.tier.expiration.changed",
-    "customer.loyalty.tier.joined",
-    "customer.loyalty.tier.left",
-    "customer.holder.assignment.created",
-    "customer.holder.assignment.deleted",
+    *(f"customer.validation.{r}" for r in VALIDATION_RESULTS),
+    *(f"customer.order.{s}" for s in ORDER_STATUSES),
+    *(f"customer.reward_redemptions.{s}" for s in REWARD_REDEMPTION_STATUSES),
+    *TIER_CHANGE_OF,
+    *(f"customer.holder.assignment.{c}" for c in HOLDER_CHANGES),
 )
 
 KNOWN_TYPES: Final[frozenset[str]] = SEED_TYPES | frozenset(_CURRENT_NON_SEED)

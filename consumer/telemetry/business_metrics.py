@@ -1,18 +1,31 @@
 """Business metrics, derived from what the handlers produced.
 
 Handlers stay pure: they return Results, and `BusinessMetrics.observe` counts from those.
-Every label value is drawn from a bounded set (`other` catches the rest); ids, emails and
-campaign names are never labels.
+`METRICS` is the table: one row per metric, with the label values it starts with at 0. Every
+label value is drawn from a bounded set (`other` catches the rest), taken from where it is
+declared (the catalogue, for what an event type names); ids, emails and campaign names are
+never labels.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from itertools import product
 from typing import Any, Final
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from consumer.catalogue import NOTIFICATION_CHANNELS, OTHER
+from consumer.catalogue import (
+    CONSENT_CHANGES,
+    HOLDER_CHANGES,
+    NOTIFICATION_CHANNELS,
+    ORDER_STATUSES,
+    OTHER,
+    REWARD_REDEMPTION_STATUSES,
+    TIER_CHANGES,
+    VALIDATION_RESULTS,
+)
 from consumer.contract import STREAM_SCHEMAS
 from consumer.model import Result
 
@@ -79,7 +92,8 @@ DISCOUNT_BUCKETS: Final[tuple[float, ...]] = (
     100000,
 )
 
-_REDEMPTION_RESULTS: Final = frozenset({"succeeded", "failed"})
+# Vocabularies of the result records (avro/results/ documents each) that no event type names.
+_REDEMPTION_RESULTS: Final = ("succeeded", "failed")
 _ROLLBACK_RESULTS: Final = {"rollback_succeeded": "succeeded", "rollback_failed": "failed"}
 _OUTCOMES: Final = ("sent", "failed", "recovered")
 _CHANNELS: Final = frozenset(NOTIFICATION_CHANNELS)
@@ -88,22 +102,8 @@ _VOUCHER_DELETED: Final = "voucher_deleted"
 _LOYALTY_OPS: Final = ("added", "transferred", "activated")
 _EXPIRED: Final = "expired"
 _PENDING_OPS: Final = {f"pending_{op}": op for op in ("added", "updated", "activated", "canceled")}
-_ORDER_STATUSES: Final = ("created", "updated", "paid", "fulfilled", "processing", "canceled")
-_TIER_CHANGES: Final = (
-    "joined",
-    "left",
-    "upgraded",
-    "downgraded",
-    "prolonged",
-    "expiration_changed",
-    "updated",
-)
-_REWARD_REDEMPTION_STATUSES: Final = ("created", "pending", "completed", "rolledback")
 _REWARD_TYPES: Final = {"CAMPAIGN": "campaign", "COIN": "coin", "MATERIAL": "material"}
-_VALIDATION_RESULTS: Final = ("succeeded", "failed")
-_HOLDER_CHANGES: Final = ("created", "deleted")
 _SEGMENT_CHANGES: Final = ("entered", "left")
-_CONSENT_CHANGES: Final = ("given", "revoked")
 _PUBLICATION_RESULTS: Final = ("succeeded", "failed")
 
 
@@ -118,137 +118,171 @@ def _bounded(value: Any, allowed: Sequence[str] | frozenset[str]) -> str:
     return value if type(value) is str and value in allowed else OTHER
 
 
+@dataclass(frozen=True, slots=True, eq=False)  # eq=False: hashed by identity, cheap on the hot path
+class Metric:
+    """One row of the table: a counter (a histogram when it has buckets)."""
+
+    name: str
+    help: str
+    labels: tuple[str, ...] = ()
+    primed: tuple[tuple[str, ...], ...] = ()  # label values whose series exist from the start, at 0
+    buckets: tuple[float, ...] | None = None
+
+    def build(self, registry: CollectorRegistry) -> Counter | Histogram:
+        if self.buckets is not None:
+            return Histogram(self.name, self.help, self.labels, buckets=self.buckets, registry=registry)
+        return Counter(self.name, self.help, self.labels, registry=registry)
+
+
+def each(*domains: Iterable[str]) -> tuple[tuple[str, ...], ...]:
+    """Every combination of the label domains."""
+    return tuple(product(*domains))
+
+
+REDEMPTIONS: Final = Metric(
+    "voucherify_redemptions",
+    "Redemptions by result and Voucherify failure code ('' when none, 'other' when unknown).",
+    ("result", "failure_code"),
+    (("succeeded", ""), ("failed", OTHER)),
+)
+REDEEMED_ORDER_AMOUNT: Final = Metric(
+    "voucherify_redeemed_order_amount_minor_units",
+    "Order amount before discounts of succeeded redemptions, in minor units.",
+)
+REDEEMED_DISCOUNT_AMOUNT: Final = Metric(
+    "voucherify_redeemed_discount_amount_minor_units", "Discount granted by succeeded redemptions, in minor units."
+)
+REDEMPTION_DISCOUNT: Final = Metric(
+    "voucherify_redemption_discount_minor_units",
+    "Discount per succeeded redemption, in minor units.",
+    buckets=DISCOUNT_BUCKETS,
+)
+ROLLBACKS: Final = Metric(
+    "voucherify_redemption_rollbacks", "Redemption rollbacks by result.", ("result",), each(_ROLLBACK_RESULTS.values())
+)
+LOYALTY_POINTS: Final = Metric(
+    "voucherify_loyalty_points",
+    "Loyalty points added to or transferred between loyalty cards.",
+    ("operation",),
+    each(_LOYALTY_OPS),
+)
+GIFT_CREDITS_ADDED: Final = Metric(
+    "voucherify_gift_credits_added_minor_units", "Credits added to gift cards, in minor units."
+)
+NOTIFICATIONS: Final = Metric(
+    "voucherify_notifications",
+    "Customer notifications by distribution channel and outcome.",
+    ("channel", "outcome"),
+    each((*NOTIFICATION_CHANNELS, OTHER), _OUTCOMES),
+)
+SEGMENT_CHANGES: Final = Metric(
+    "voucherify_segment_changes", "Customers entering or leaving segments.", ("change",), each(_SEGMENT_CHANGES)
+)
+PUBLICATIONS: Final = Metric(
+    "voucherify_publications", "Voucher publications by result.", ("result",), each(_PUBLICATION_RESULTS)
+)
+CONSENTS: Final = Metric(
+    "voucherify_consent_changes",
+    "Consent changes (one per event, however many consents it names).",
+    ("change",),
+    each(CONSENT_CHANGES),
+)
+CUSTOMER_LIFECYCLE: Final = Metric(
+    "voucherify_customer_lifecycle",
+    "Customers created, updated, deleted or confirmed.",
+    ("change",),
+    each(_LIFECYCLE),
+)
+REFERRALS: Final = Metric("voucherify_referrals", "Converted referrals.")
+CUSTOM_EVENTS: Final = Metric("voucherify_custom_events", "Custom events.")
+VOUCHERS_DELETED: Final = Metric("voucherify_vouchers_deleted", "Customers' vouchers deleted.")
+LOYALTY_POINTS_EXPIRED: Final = Metric(
+    "voucherify_loyalty_points_expired", "Loyalty points that expired on loyalty cards."
+)
+PENDING_POINTS: Final = Metric(
+    "voucherify_loyalty_pending_points",
+    "Pending loyalty points by operation (added, updated, activated, canceled): the pending"
+    " entry's points (after the change, for updated).",
+    ("operation",),
+    each(_PENDING_OPS.values()),
+)
+ORDERS: Final = Metric("voucherify_orders", "Order events by status.", ("status",), each(ORDER_STATUSES))
+ORDER_AMOUNT: Final = Metric(
+    "voucherify_order_amount_minor_units",
+    "Order amounts before discounts, by order event status, in minor units.",
+    ("status",),
+    each(ORDER_STATUSES),
+)
+ORDER_DISCOUNT: Final = Metric(
+    "voucherify_order_discount_minor_units",
+    "Order discounts, by order event status, in minor units.",
+    ("status",),
+    each(ORDER_STATUSES),
+)
+TIERS: Final = Metric(
+    "voucherify_loyalty_tier_changes",
+    "Loyalty tier changes by kind (joined, left, upgraded, downgraded, prolonged, ...).",
+    ("change",),
+    each(TIER_CHANGES),
+)
+REWARD_REDEMPTIONS: Final = Metric(
+    "voucherify_reward_redemptions",
+    "Reward redemptions by status and reward type.",
+    ("status", "reward_type"),
+    each(REWARD_REDEMPTION_STATUSES, (*_REWARD_TYPES.values(), OTHER)),
+)
+VALIDATIONS: Final = Metric(
+    "voucherify_validations",
+    "Validations by result and Voucherify failure code ('' when none, 'other' when unknown).",
+    ("result", "failure_code"),
+    each(VALIDATION_RESULTS, ("",)),
+)
+HOLDERS: Final = Metric(
+    "voucherify_holder_assignments",
+    "Redeemable holder assignments created or deleted.",
+    ("change",),
+    each(HOLDER_CHANGES),
+)
+
+# The table, in registration (and so exposition) order.
+METRICS: Final[tuple[Metric, ...]] = (
+    REDEMPTIONS,
+    REDEEMED_ORDER_AMOUNT,
+    REDEEMED_DISCOUNT_AMOUNT,
+    REDEMPTION_DISCOUNT,
+    ROLLBACKS,
+    LOYALTY_POINTS,
+    GIFT_CREDITS_ADDED,
+    NOTIFICATIONS,
+    SEGMENT_CHANGES,
+    PUBLICATIONS,
+    CONSENTS,
+    CUSTOMER_LIFECYCLE,
+    REFERRALS,
+    CUSTOM_EVENTS,
+    VOUCHERS_DELETED,
+    LOYALTY_POINTS_EXPIRED,
+    PENDING_POINTS,
+    ORDERS,
+    ORDER_AMOUNT,
+    ORDER_DISCOUNT,
+    TIERS,
+    REWARD_REDEMPTIONS,
+    VALIDATIONS,
+    HOLDERS,
+)
+
+
 class BusinessMetrics:
-    """The `voucherify_*` business metrics, registered on `registry`."""
+    """The `voucherify_*` business metrics of `METRICS`, registered on `registry`."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.redemptions = Counter(
-            "voucherify_redemptions",
-            "Redemptions by result and Voucherify failure code ('' when none, 'other' when unknown).",
-            ["result", "failure_code"],
-            registry=registry,
-        )
-        self.redeemed_order_amount = Counter(
-            "voucherify_redeemed_order_amount_minor_units",
-            "Order amount before discounts of succeeded redemptions, in minor units.",
-            registry=registry,
-        )
-        self.redeemed_discount_amount = Counter(
-            "voucherify_redeemed_discount_amount_minor_units",
-            "Discount granted by succeeded redemptions, in minor units.",
-            registry=registry,
-        )
-        self.redemption_discount = Histogram(
-            "voucherify_redemption_discount_minor_units",
-            "Discount per succeeded redemption, in minor units.",
-            buckets=DISCOUNT_BUCKETS,
-            registry=registry,
-        )
-        self.rollbacks = Counter(
-            "voucherify_redemption_rollbacks",
-            "Redemption rollbacks by result.",
-            ["result"],
-            registry=registry,
-        )
-        self.loyalty_points = Counter(
-            "voucherify_loyalty_points",
-            "Loyalty points added to or transferred between loyalty cards.",
-            ["operation"],
-            registry=registry,
-        )
-        self.gift_credits_added = Counter(
-            "voucherify_gift_credits_added_minor_units",
-            "Credits added to gift cards, in minor units.",
-            registry=registry,
-        )
-        self.notifications = Counter(
-            "voucherify_notifications",
-            "Customer notifications by distribution channel and outcome.",
-            ["channel", "outcome"],
-            registry=registry,
-        )
-        self.segment_changes = Counter(
-            "voucherify_segment_changes",
-            "Customers entering or leaving segments.",
-            ["change"],
-            registry=registry,
-        )
-        self.publications = Counter(
-            "voucherify_publications",
-            "Voucher publications by result.",
-            ["result"],
-            registry=registry,
-        )
-        self.consent_changes = Counter(
-            "voucherify_consent_changes",
-            "Consent changes (one per event, however many consents it names).",
-            ["change"],
-            registry=registry,
-        )
-        self.customer_lifecycle = Counter(
-            "voucherify_customer_lifecycle",
-            "Customers created, updated, deleted or confirmed.",
-            ["change"],
-            registry=registry,
-        )
-        self.referrals = Counter("voucherify_referrals", "Converted referrals.", registry=registry)
-        self.custom_events = Counter("voucherify_custom_events", "Custom events.", registry=registry)
-        self.vouchers_deleted = Counter(
-            "voucherify_vouchers_deleted", "Customers' vouchers deleted.", registry=registry
-        )
-        self.loyalty_points_expired = Counter(
-            "voucherify_loyalty_points_expired",
-            "Loyalty points that expired on loyalty cards.",
-            registry=registry,
-        )
-        self.pending_points = Counter(
-            "voucherify_loyalty_pending_points",
-            "Pending loyalty points by operation (added, updated, activated, canceled): the pending"
-            " entry's points (after the change, for updated).",
-            ["operation"],
-            registry=registry,
-        )
-        self.orders = Counter("voucherify_orders", "Order events by status.", ["status"], registry=registry)
-        self.order_amount = Counter(
-            "voucherify_order_amount_minor_units",
-            "Order amounts before discounts, by order event status, in minor units.",
-            ["status"],
-            registry=registry,
-        )
-        self.order_discount = Counter(
-            "voucherify_order_discount_minor_units",
-            "Order discounts, by order event status, in minor units.",
-            ["status"],
-            registry=registry,
-        )
-        self.tier_changes = Counter(
-            "voucherify_loyalty_tier_changes",
-            "Loyalty tier changes by kind (joined, left, upgraded, downgraded, prolonged, ...).",
-            ["change"],
-            registry=registry,
-        )
-        self.reward_redemptions = Counter(
-            "voucherify_reward_redemptions",
-            "Reward redemptions by status and reward type.",
-            ["status", "reward_type"],
-            registry=registry,
-        )
-        self.validations = Counter(
-            "voucherify_validations",
-            "Validations by result and Voucherify failure code ('' when none, 'other' when unknown).",
-            ["result", "failure_code"],
-            registry=registry,
-        )
-        self.holder_assignments = Counter(
-            "voucherify_holder_assignments",
-            "Redeemable holder assignments created or deleted.",
-            ["change"],
-            registry=registry,
-        )
-
+        self._metrics = {m: m.build(registry) for m in METRICS}
         # Labelled children, cached: .labels() takes a lock and builds a key on every call.
         self._children: dict[tuple[Any, ...], Any] = {}
-        self._prime()
+        for m in METRICS:
+            for labels in m.primed:
+                self._child(m, *labels)
         s = STREAM_SCHEMAS
         self._observers: dict[str, Callable[[dict[str, Any]], None]] = {
             s["redemptions"]: self._redemption,
@@ -268,46 +302,14 @@ class BusinessMetrics:
             s["holders"]: self._holder,
         }
 
-    def _child(self, metric: Counter, *labels: str) -> Any:
-        key = (id(metric), *labels)
+    def _child(self, metric: Metric, *labels: str) -> Any:
+        """The series of `metric` with these label values (the metric itself when it has no labels)."""
+        key = (metric, *labels)
         child = self._children.get(key)
         if child is None:
-            child = self._children[key] = metric.labels(*labels)
+            parent = self._metrics[metric]
+            child = self._children[key] = parent.labels(*labels) if labels else parent
         return child
-
-    def _prime(self) -> None:
-        """Create the cheap label combinations, so their series exist at 0."""
-        self._child(self.redemptions, "succeeded", "")
-        self._child(self.redemptions, "failed", OTHER)
-        for result in ("succeeded", "failed"):
-            self._child(self.rollbacks, result)
-        for op in _LOYALTY_OPS:
-            self._child(self.loyalty_points, op)
-        for channel in (*NOTIFICATION_CHANNELS, OTHER):
-            for outcome in _OUTCOMES:
-                self._child(self.notifications, channel, outcome)
-        for change in _SEGMENT_CHANGES:
-            self._child(self.segment_changes, change)
-        for result in _PUBLICATION_RESULTS:
-            self._child(self.publications, result)
-        for change in _CONSENT_CHANGES:
-            self._child(self.consent_changes, change)
-        for change in _LIFECYCLE:
-            self._child(self.customer_lifecycle, change)
-        for op in _PENDING_OPS.values():
-            self._child(self.pending_points, op)
-        for status in _ORDER_STATUSES:
-            for metric in (self.orders, self.order_amount, self.order_discount):
-                self._child(metric, status)
-        for change in _TIER_CHANGES:
-            self._child(self.tier_changes, change)
-        for status in _REWARD_REDEMPTION_STATUSES:
-            for reward_type in (*_REWARD_TYPES.values(), OTHER):
-                self._child(self.reward_redemptions, status, reward_type)
-        for result in _VALIDATION_RESULTS:
-            self._child(self.validations, result, "")
-        for change in _HOLDER_CHANGES:
-            self._child(self.holder_assignments, change)
 
     def observe(self, results: Sequence[Result]) -> None:
         """Update the metrics from one batch of handler results."""
@@ -322,20 +324,20 @@ class BusinessMetrics:
         result = v.get("result")
         rollback = _ROLLBACK_RESULTS.get(result) if type(result) is str else None
         if rollback is not None:
-            self._child(self.rollbacks, rollback).inc()
+            self._child(ROLLBACKS, rollback).inc()
             return
         label = _bounded(result, _REDEMPTION_RESULTS)
-        self._child(self.redemptions, label, failure_code_label(v.get("failure_code"))).inc()
+        self._child(REDEMPTIONS, label, failure_code_label(v.get("failure_code"))).inc()
         if label != "succeeded":
             return
         order_amount = v.get("order_amount")
         if type(order_amount) is int and order_amount > 0:
-            self.redeemed_order_amount.inc(order_amount)
+            self._child(REDEEMED_ORDER_AMOUNT).inc(order_amount)
         discount = v.get("discount_amount")
         if type(discount) is int and discount >= 0:
             if discount:
-                self.redeemed_discount_amount.inc(discount)
-            self.redemption_discount.observe(discount)
+                self._child(REDEEMED_DISCOUNT_AMOUNT).inc(discount)
+            self._child(REDEMPTION_DISCOUNT).observe(discount)
 
     def _loyalty(self, v: dict[str, Any]) -> None:
         points = v.get("points")
@@ -344,65 +346,65 @@ class BusinessMetrics:
         op = v.get("operation")
         pending = _PENDING_OPS.get(op) if type(op) is str else None
         if pending is not None:
-            self._child(self.pending_points, pending).inc(points)
+            self._child(PENDING_POINTS, pending).inc(points)
         elif op == _EXPIRED:
-            self.loyalty_points_expired.inc(points)
+            self._child(LOYALTY_POINTS_EXPIRED).inc(points)
         else:
-            self._child(self.loyalty_points, _bounded(op, _LOYALTY_OPS)).inc(points)
+            self._child(LOYALTY_POINTS, _bounded(op, _LOYALTY_OPS)).inc(points)
 
     def _gift(self, v: dict[str, Any]) -> None:
         amount = v.get("amount")
         if type(amount) is int and amount > 0:
-            self.gift_credits_added.inc(amount)
+            self._child(GIFT_CREDITS_ADDED).inc(amount)
 
     def _notification(self, v: dict[str, Any]) -> None:
         channel = _bounded(v.get("channel"), _CHANNELS)
-        self._child(self.notifications, channel, _bounded(v.get("outcome"), _OUTCOMES)).inc()
+        self._child(NOTIFICATIONS, channel, _bounded(v.get("outcome"), _OUTCOMES)).inc()
 
     def _segment(self, v: dict[str, Any]) -> None:
-        self._child(self.segment_changes, _bounded(v.get("change"), _SEGMENT_CHANGES)).inc()
+        self._child(SEGMENT_CHANGES, _bounded(v.get("change"), _SEGMENT_CHANGES)).inc()
 
     def _publication(self, v: dict[str, Any]) -> None:
-        self._child(self.publications, _bounded(v.get("result"), _PUBLICATION_RESULTS)).inc()
+        self._child(PUBLICATIONS, _bounded(v.get("result"), _PUBLICATION_RESULTS)).inc()
 
     def _consent(self, v: dict[str, Any]) -> None:
-        self._child(self.consent_changes, _bounded(v.get("change"), _CONSENT_CHANGES)).inc()
+        self._child(CONSENTS, _bounded(v.get("change"), CONSENT_CHANGES)).inc()
 
     def _lifecycle(self, v: dict[str, Any]) -> None:
         change = v.get("change")
         if change == _VOUCHER_DELETED:  # a voucher's lifecycle, not the customer's
-            self.vouchers_deleted.inc()
+            self._child(VOUCHERS_DELETED).inc()
             return
-        self._child(self.customer_lifecycle, _bounded(change, _LIFECYCLE)).inc()
+        self._child(CUSTOMER_LIFECYCLE, _bounded(change, _LIFECYCLE)).inc()
 
     def _referral(self, v: dict[str, Any]) -> None:
-        self.referrals.inc()
+        self._child(REFERRALS).inc()
 
     def _custom_event(self, v: dict[str, Any]) -> None:
-        self.custom_events.inc()
+        self._child(CUSTOM_EVENTS).inc()
 
     def _order(self, v: dict[str, Any]) -> None:
-        status = _bounded(v.get("status"), _ORDER_STATUSES)
-        self._child(self.orders, status).inc()
+        status = _bounded(v.get("status"), ORDER_STATUSES)
+        self._child(ORDERS, status).inc()
         amount = v.get("amount")
         if type(amount) is int and amount > 0:
-            self._child(self.order_amount, status).inc(amount)
+            self._child(ORDER_AMOUNT, status).inc(amount)
         discount = v.get("discount_amount")
         if type(discount) is int and discount > 0:
-            self._child(self.order_discount, status).inc(discount)
+            self._child(ORDER_DISCOUNT, status).inc(discount)
 
     def _tier_change(self, v: dict[str, Any]) -> None:
-        self._child(self.tier_changes, _bounded(v.get("change"), _TIER_CHANGES)).inc()
+        self._child(TIERS, _bounded(v.get("change"), TIER_CHANGES)).inc()
 
     def _reward_redemption(self, v: dict[str, Any]) -> None:
-        status = _bounded(v.get("status"), _REWARD_REDEMPTION_STATUSES)
+        status = _bounded(v.get("status"), REWARD_REDEMPTION_STATUSES)
         reward_type = v.get("reward_type")
         label = _REWARD_TYPES.get(reward_type, OTHER) if type(reward_type) is str else OTHER
-        self._child(self.reward_redemptions, status, label).inc()
+        self._child(REWARD_REDEMPTIONS, status, label).inc()
 
     def _validation(self, v: dict[str, Any]) -> None:
-        result = _bounded(v.get("result"), _VALIDATION_RESULTS)
-        self._child(self.validations, result, failure_code_label(v.get("failure_code"))).inc()
+        result = _bounded(v.get("result"), VALIDATION_RESULTS)
+        self._child(VALIDATIONS, result, failure_code_label(v.get("failure_code"))).inc()
 
     def _holder(self, v: dict[str, Any]) -> None:
-        self._child(self.holder_assignments, _bounded(v.get("change"), _HOLDER_CHANGES)).inc()
+        self._child(HOLDERS, _bounded(v.get("change"), HOLDER_CHANGES)).inc()

@@ -6,21 +6,11 @@ tier held before the event, `to` the tier held after; an event names the ones it
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Any
 
+from consumer.catalogue import TIER_CHANGE_OF
 from consumer.model import Activity, Result
 from consumer.pipeline.handlers._common import Data, customer_id, emit, first, long, obj, text
-
-# catalogue type -> the `change` it records
-_CHANGE: Final = {
-    "customer.loyalty.tier.joined": "joined",
-    "customer.loyalty.tier.left": "left",
-    "customer.loyalty.tier.upgraded": "upgraded",
-    "customer.loyalty.tier.downgraded": "downgraded",
-    "customer.loyalty.tier.prolonged": "prolonged",
-    "customer.loyalty.tier.expiration.changed": "expiration_changed",
-    "customer.loyalty.updated": "updated",
-}
 
 
 def _lower_bound(tier: Data | None) -> int | None:
@@ -30,7 +20,7 @@ def _lower_bound(tier: Data | None) -> int | None:
 
 def tier_change(activity: Activity) -> list[Result]:
     data = activity.data
-    change = _CHANGE.get(activity.canonical_type, "updated")
+    change = TIER_CHANGE_OF.get(activity.canonical_type, "updated")
     tier = obj(data, "loyalty_tier")
     before: Data | None
     after: Data | None
