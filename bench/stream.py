@@ -1,7 +1,7 @@
 """Input for the benchmarks: framed Avro events cycling through the corpus mix.
 
-The mix is the one `tests/integration/worker_support.make_stream` builds (every corpus
-example plus the seed fixtures, in rotation). Each template is encoded once with fastavro
+The mix is the one `tests/integration/worker_support.make_stream` builds (`consumer/devtools/corpus.py`:
+every corpus example plus the fixtures, in rotation). Each template is encoded once with fastavro
 and only the `id` (the envelope's first field, a plain Avro string) is spliced in per
 event, so building 50k events takes well under a second instead of ~15 s of encoding.
 """
@@ -15,10 +15,10 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, Message, Producer
 
 from consumer.contract import H_ACTIVITY_ID
+from consumer.devtools.corpus import templates
 from consumer.ingest.records import customer_key
 from consumer.pipeline.codec import AvroCodec
 from consumer.telemetry.kafka_logs import routed
-from tests.integration.worker_support import templates
 
 Event = tuple[str, str | None, bytes]  # (activity id, key, framed value)
 HEADER = 10  # single-object framing: C3 01 + 8-byte fingerprint

@@ -9,9 +9,10 @@ import sys
 import pytest
 
 from consumer.contract import H_ACTIVITY_TYPE
+from consumer.devtools.corpus import CORPUS, REPO, SEED_FIXTURES
 from consumer.ingest.records import customer_key
 from consumer.pipeline.codec import AvroCodec
-from tests.integration.worker_support import CORPUS, REPO, SEED_FIXTURES, read_all
+from tests.integration.worker_support import read_all
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 

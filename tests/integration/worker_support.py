@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -15,31 +14,17 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
-from consumer.catalogue import KNOWN_TYPES, canonical
 from consumer.contract import H_ACTIVITY_ID
+from consumer.devtools.corpus import REPO, templates
 from consumer.ingest.records import customer_key
 from consumer.pipeline.codec import AvroCodec
 from consumer.telemetry.kafka_logs import routed
 
-REPO = Path(__file__).resolve().parents[2]
-CORPUS = REPO.parent / "shared" / "voucherify" / "examples"
-SEED_FIXTURES = REPO / "tests" / "fixtures" / "seed"
-CATALOGUE_FIXTURES = REPO / "tests" / "fixtures" / "catalogue"
 TANSU_GROUP_ENV = {
     "KAFKA_SESSION_TIMEOUT_MS": "6000",
     "KAFKA_HEARTBEAT_INTERVAL_MS": "500",
     "KAFKA_GROUP_PROTOCOL": "classic",
 }
-
-
-def templates() -> list[dict[str, Any]]:
-    """One event per catalogue type: the corpus, then the seed's and today's fixtures."""
-    files = [p for folder in (CORPUS, SEED_FIXTURES, CATALOGUE_FIXTURES) for p in sorted(folder.glob("*.json"))]
-    events = [json.loads(p.read_text()) for p in files]
-    covered = {canonical(e["type"]) for e in events}
-    missing = KNOWN_TYPES - covered
-    assert not missing, f"no template for catalogue types {sorted(missing)}"
-    return events
 
 
 @dataclass

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -49,6 +50,11 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, 
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(root / "dist"), str(src)], cwd=root, env=env
     )
     assert built.returncode == 0, built.stderr[-3000:]
+    # setuptools stops building deprecated forms (a TOML-table license) from 2027-02-18
+    deprecations = [
+        line for line in built.stderr.splitlines() if re.search(r"deprecat|BuildBackendWarning", line, re.I)
+    ]
+    assert deprecations == [], "\n".join(deprecations)
     (wheel,) = (root / "dist").glob("customer_activity_consumer-*.whl")
 
     venv.create(root / "venv", with_pip=True)
@@ -57,6 +63,14 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, 
     done = _run([str(bin_dir / "python"), "-m", "pip", "install", "-q", str(wheel)], cwd=root, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     yield wheel, bin_dir, env
+
+
+def test_wheel_declares_its_license_as_an_spdx_expression(installed: tuple[Path, Path, dict[str, str]]) -> None:
+    wheel, _, _ = installed
+    with zipfile.ZipFile(wheel) as zf:
+        (metadata,) = [n for n in zf.namelist() if n.endswith(".dist-info/METADATA")]
+        headers = zf.read(metadata).decode().split("\n\n", 1)[0].splitlines()
+    assert "License-Expression: Apache-2.0" in headers
 
 
 def test_wheel_carries_every_avsc(installed: tuple[Path, Path, dict[str, str]]) -> None:

@@ -111,3 +111,14 @@ def test_runtime_never_needs_the_tools() -> None:
     runtime = [m for m in MODULES if _layer(m) <= LAYERS["runtime"]]
     reach = {t for m in runtime for t in GRAPH[m]}
     assert not {t for t in reach if t.startswith(("consumer.cli", "consumer.devtools"))}
+
+
+def test_bench_depends_on_the_package_not_on_the_tests() -> None:
+    found = []
+    for path in sorted((ROOT / "bench").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            found += [f"{path.relative_to(ROOT)}: {n}" for n in names if n == "tests" or n.startswith("tests.")]
+    assert found == [], "move what bench/ needs into the package (e.g. consumer/devtools/)"
