@@ -4,7 +4,8 @@ each page produced, acknowledged and its position saved before the next is asked
 - Customers: `GET /v1/customers?order=created_at&starting_after=<created_at>` (the created-at
   cursor: `page` stops at 99). Customers created at the very instant a page ended are asked
   for again (the cursor goes back 1 ms) and those already done are passed over, so a tie at a
-  page boundary loses nobody. With `--until`, `created_at[before]` leaves out customers who
+  page boundary loses nobody; over a page of customers created at one instant are paged with
+  `page` within that millisecond. With `--until`, `created_at[before]` leaves out customers who
   did not exist yet.
 - Activities: `GET /v1/customers/{id}/activity?limit=100&order=created_at&starting_after_id=`
   with `start_date`/`end_date` from `--since`/`--until`; the next cursor is
@@ -99,7 +100,7 @@ class Backfill:
     # -- the customer listing
 
     def _listing(self) -> None:
-        strict = False  # True: a tie group filled a whole page; step over it
+        strict = False  # True: the customers tied at the cursor are all done; step past them
         while True:
             params = {"limit": str(PAGE_SIZE), "order": "created_at"}
             cursor = self.position.listing_after
@@ -114,9 +115,10 @@ class Backfill:
                 self.total = page["total"]
             fresh = [c for c in customers if not self.position.is_done(str(c["id"]))]
             more = bool(page.get("has_more", len(customers) >= PAGE_SIZE)) and bool(customers)
-            if customers and not fresh and more and not strict:
+            if cursor and customers and not fresh and more and not strict:
+                # A whole page created at one instant: the time cursor cannot get inside it.
+                self._tie_group(cursor)
                 strict = True
-                log.warning("over a page of customers created at one instant; stepping past them", at=cursor)
                 continue
             strict = False
             for c in fresh:
@@ -128,6 +130,21 @@ class Backfill:
                 raise ApiError("/v1/customers: a customer without created_at; the cursor cannot move on")
             self.position.next_listing_page(last, [str(c["id"]) for c in customers if c.get("created_at") == last])
             self.store.save(self.position)
+
+    def _tie_group(self, instant: str) -> None:
+        """Every customer created at `instant` (over a page of them), by `page` within that
+        millisecond (`page` goes up to 99: 9,900 customers an instant)."""
+        bounds = {"created_at[after]": _one_ms_before(instant), "created_at[before]": _one_ms_after(instant)}
+        for number in range(1, 100):
+            params = {"limit": str(PAGE_SIZE), "order": "created_at", "page": str(number), **bounds}
+            page = self.client.customers(params)
+            customers = _items(page, "customers")
+            for c in customers:
+                if c.get("created_at") == instant and not self.position.is_done(str(c["id"])):
+                    self._customer(str(c["id"]))
+            if not page.get("has_more") or not customers:
+                return
+        log.warning("over 9,900 customers created at one instant; the rest cannot be listed", at=instant)
 
     # -- one customer's activities
 
@@ -223,4 +240,8 @@ def _format(when: datetime) -> str:
 
 
 def _one_ms_before(created_at: str) -> str:
-    return _format(iso_instant(created_at.replace("Z", "+00:00")) - timedelta(milliseconds=1))
+    return _format(iso_instant(created_at) - timedelta(milliseconds=1))
+
+
+def _one_ms_after(created_at: str) -> str:
+    return _format(iso_instant(created_at) + timedelta(milliseconds=1))

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from consumer.pii import REDACTED
+from consumer.pii import REDACTED, mask_embedded
 
 APP_ID_ENV: Final = "VOUCHERIFY_APP_ID"
 APP_TOKEN_ENV: Final = "VOUCHERIFY_APP_TOKEN"
@@ -151,6 +151,7 @@ class VoucherifyClient:
     def get(self, path: str, params: Mapping[str, str]) -> dict[str, Any]:
         """The JSON object answered; raises AuthError, NotFound, ApiError or Stopped."""
         url = f"{self.base_url}{path}?{urllib.parse.urlencode(params)}"
+        path = mask_embedded(path)  # for messages: a --customer source_id may be an email
         failures = 0
         while True:
             self._pause(self.budget.wait_s(), "budget")
@@ -184,7 +185,7 @@ class VoucherifyClient:
                 self._give_up_after(failures, path, f"HTTP {answer.status}")
                 self._pause(self._backoff_s(failures), f"HTTP {answer.status}")
                 continue
-            raise ApiError(f"Voucherify answered {answer.status} for {path}: {answer.body[:200]!r}")
+            raise ApiError(f"Voucherify answered {answer.status} for {path}: {mask_embedded(repr(answer.body[:200]))}")
 
     def _send(self, url: str) -> Answer:
         request = urllib.request.Request(

@@ -33,6 +33,7 @@ from tests.support.voucherify_api_double import (
 )
 
 CREDENTIALS = Credentials(APP_ID, APP_TOKEN)
+FAST = ("--max-requests-per-minute", "60000")
 
 
 @pytest.fixture
@@ -218,3 +219,22 @@ def test_bad_settings_exit_2_naming_them(creds_env: None, capsys: pytest.Capture
     err = capsys.readouterr().err
     assert "--api-url 'ftp://x': must be an http(s):// base URL" in err
     assert "--since '2025-02-01' is not before --until '2025-01-01'" in err
+
+
+def test_over_a_page_of_customers_created_at_one_instant_are_all_reached(
+    creds_env: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Two runs of 130 customers created at one instant, each over a page: the time cursor
+    # cannot get inside them, so each is paged with `page` within its millisecond.
+    project = make_project([1] * 260, ties_every=130)
+    with VoucherifyApiDouble(project) as api:
+        assert main(_backfill(api, tmp_path, "--dry-run", *FAST)) == 0
+        err = capsys.readouterr().err
+        assert "260 done this run" in err
+        assert _summary_number(err, "activities that would be sent") == 260
+        activity = Counter(s.path for s in api.seen if s.path.endswith("/activity"))
+        assert len(activity) == 260 and set(activity.values()) == {1}  # each customer once
+        paged = [s.params for s in api.seen if "page" in s.params]
+        assert [p["page"] for p in paged] == ["1", "2", "1", "2"]
+        assert paged[0]["created_at[after]"] == "2024-12-31T23:59:59.999Z"
+        assert paged[0]["created_at[before]"] == "2025-01-01T00:00:00.001Z"

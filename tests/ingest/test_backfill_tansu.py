@@ -21,6 +21,7 @@ from confluent_kafka import Producer
 
 from consumer.cli.main import main
 from consumer.contract import H_ACTIVITY_ID, H_ACTIVITY_TYPE, H_INGEST_SOURCE
+from consumer.ingest import voucherify_api
 from consumer.ingest.records import customer_key, input_record
 from consumer.pipeline.codec import AvroCodec
 from consumer.telemetry.kafka_logs import routed
@@ -90,6 +91,7 @@ def test_every_activity_arrives_as_the_gateway_writes_it_and_the_worker_agrees(
 ) -> None:
     for name, value in credentials_env().items():
         monkeypatch.setenv(name, value)
+    monkeypatch.setattr(voucherify_api, "BACKOFF_FIRST_S", 0.05)
     topic = topic_factory(4)
     counts = [(1, 2, 3, 0, 4)[i % 5] for i in range(300)]
     counts[5] = counts[200] = 130  # two pages of activity
@@ -98,10 +100,15 @@ def test_every_activity_arrives_as_the_gateway_writes_it_and_the_worker_agrees(
     overlap = list(expected.values())[:12]  # also delivered live, by webhook, before the backfill
     _as_gateway_would(kafka_bootstrap, topic, overlap)
     progress = tmp_path / "progress.json"
-    with VoucherifyApiDouble(project) as api:
+    # The double allows 60 requests a second: the run is throttled (429s) now and then; and
+    # the first two answers are server errors.
+    with VoucherifyApiDouble(project, limit=60, window_s=1.0) as api:
+        api.fail_next(503, 500)
         assert main(backfill_args(api, progress, topic, "--bootstrap-servers", kafka_bootstrap, *FAST)) == 0
         err = capsys.readouterr().err
-        assert api.max_in_window(60.0) <= 60_000 and api.count(429) == 0
+        throttled = api.count(429)
+        assert api.max_in_window(60.0) <= 60_000 and throttled > 0
+        assert _summary(err, "429s waited") == throttled and _summary(err, r"retried \(5xx/network\)") == 2
         requests = api.count()
         # The same command again: complete, nothing sent, no request.
         assert main(backfill_args(api, progress, topic, "--bootstrap-servers", kafka_bootstrap, *FAST)) == 0
@@ -110,7 +117,7 @@ def test_every_activity_arrives_as_the_gateway_writes_it_and_the_worker_agrees(
     assert "300 done this run" in err and "2 deleted (404, skipped)" in err
     # 4 listing pages (each after the first re-asks for the customers tied at its boundary), a page
     # of activity per customer, 2 second pages, 2 x 404.
-    assert _summary(err, "requests") == requests == 4 + 298 + 2 + 2
+    assert _summary(err, "requests") == requests == 4 + 298 + 2 + 2 + throttled + 2
     assert json.loads(progress.read_text())["complete"] is True
 
     records = read_all(kafka_bootstrap, [topic])

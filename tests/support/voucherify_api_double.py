@@ -218,7 +218,8 @@ class VoucherifyApiDouble:
             cursor = parse_iso(params["starting_after"])
             rows = [c for c in rows if (parse_iso(c["created_at"]) < cursor) == descending]
             rows = [c for c in rows if parse_iso(c["created_at"]) != cursor]
-        page = rows[:limit]
+        first = (int(params.get("page", "1")) - 1) * limit  # `page` pages within the filters
+        page = rows[first : first + limit]
         return (
             200,
             {},
@@ -227,7 +228,7 @@ class VoucherifyApiDouble:
                 "data_ref": "customers",
                 "customers": page,
                 "total": total,
-                "has_more": len(rows) > limit,
+                "has_more": len(rows) > first + limit,
             },
         )
 
