@@ -24,6 +24,7 @@ from consumer.contract import (
 )
 from consumer.pii import mask_text, scrub_item_for_log
 from consumer.pipeline.codec import AvroCodec, DecodeError
+from consumer.pipeline.codec.json_input import JSON_FRAMING, is_json
 
 MAX_HEADER_TEXT = 200
 
@@ -92,8 +93,7 @@ def summary(d: DeadLetter, codec: AvroCodec) -> dict[str, Any]:
         out["error"] = "no value (" + (d.header(H_DLQ_VALUE_OMITTED) or "tombstone") + ")"
         return out
     try:
-        _, _, framing = codec.writer_of(value)
-        out["framing"] = framing
+        out["framing"] = JSON_FRAMING if is_json(value) else codec.writer_of(value)[2]
         record = codec.decode(value)
     except DecodeError as exc:
         out["decodes"] = False

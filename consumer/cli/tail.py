@@ -23,6 +23,7 @@ from consumer.config import add_flags, resolved
 from consumer.contract import ENVELOPE, RESULTS_NAMESPACE
 from consumer.pipeline.codec import AvroCodec, DecodeError
 from consumer.pipeline.codec.framing import detect
+from consumer.pipeline.codec.json_input import is_json
 from consumer.pipeline.codec.registry import NotRegistered, RegistryUnavailable, connect
 from consumer.pipeline.codec.schemas import SchemaStore, crc64_fingerprint, parsed
 
@@ -65,6 +66,8 @@ class ValueDecoder:
         self._by_id: dict[int, tuple[str, dict[str, Any]]] = {}
 
     def decode(self, value: bytes) -> tuple[str, Any]:
+        if is_json(value):  # an input event written as JSON (a delivery or a bare activity)
+            return ENVELOPE, self.events.decode_json(value)
         framing = detect(value)
         if framing == "single-object":
             found = self.results.get(value[2:10])

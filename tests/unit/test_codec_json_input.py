@@ -187,3 +187,20 @@ def test_fuzzed_json_is_forwarded_or_dead_lettered_never_a_crash(codec: AvroCode
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
     # Mutations reach both reasons and the forwarded path (some edits only touch a string's text).
     assert {"forwarded", "json_malformed", "json_not_activity"} <= set(outcomes), outcomes
+
+
+def test_the_cli_readers_name_json_values() -> None:
+    """`dlq inspect` and `tail` read JSON values as the worker does (not as a bad magic byte)."""
+    from consumer.cli.dlq_inspect import summary
+    from consumer.cli.dlq_read import DeadLetter
+    from consumer.cli.tail import ValueDecoder
+    from consumer.contract import ENVELOPE
+
+    codec = AvroCodec()
+    good = text(wrap(CORPUS[0], "webhook"), pretty=True)
+    bad = json.dumps(CORPUS[0]["data"]["customer"]).encode()
+    seen = summary(DeadLetter(0, 0, None, good, [], 0), codec)
+    assert (seen["framing"], seen["decodes"], seen["id"]) == (JSON_FRAMING, True, CORPUS[0]["id"])
+    seen = summary(DeadLetter(0, 1, None, bad, [], 0), codec)
+    assert (seen["framing"], seen["decodes"], seen["error"]) == (JSON_FRAMING, False, "json_not_activity")
+    assert ValueDecoder(None).decode(good) == (ENVELOPE, CORPUS[0])
