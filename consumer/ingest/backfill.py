@@ -110,7 +110,7 @@ class Backfill:
             if self.until:
                 params["created_at[before]"] = self.until
             page = self.client.customers(params)
-            customers = _items(page, "customers")
+            customers = _customers(page)
             if self.total is None and isinstance(page.get("total"), int):
                 self.total = page["total"]
             fresh = [c for c in customers if not self.position.is_done(str(c["id"]))]
@@ -138,7 +138,7 @@ class Backfill:
         for number in range(1, 100):
             params = {"limit": str(PAGE_SIZE), "order": "created_at", "page": str(number), **bounds}
             page = self.client.customers(params)
-            customers = _items(page, "customers")
+            customers = _customers(page)
             for c in customers:
                 if c.get("created_at") == instant and not self.position.is_done(str(c["id"])):
                     self._customer(str(c["id"]))
@@ -169,7 +169,10 @@ class Backfill:
             more = bool(page.get("has_more")) and bool(activities)
             if not more:
                 break
-            after = str(page.get("more_starting_after") or activities[-1]["id"])
+            cursor = str(page.get("more_starting_after") or activities[-1].get("id") or "")
+            if not cursor or cursor == after:
+                raise ApiError(f"/v1/customers/{customer_id}/activity: has_more without a new cursor ({cursor!r})")
+            after = cursor
             self.position.after = after
             self.store.save(self.position)
             self._show()
@@ -187,6 +190,10 @@ class Backfill:
         ids: list[str] = []
         types: list[str] = []
         for a in activities:
+            if not isinstance(a, dict):
+                self.tally.unencodable += 1
+                log.warning("activity is not a JSON object; not sent", customer_id=customer_id)
+                continue
             activity_id = a.get("id")
             if isinstance(activity_id, str) and activity_id in self._seen:
                 self.tally.duplicates += 1
@@ -224,11 +231,18 @@ class Backfill:
         self.view.update(self.position.customers_done, self.total, self.tally, self.client.stats, final=final)
 
 
-def _items(page: dict[str, Any], key: str) -> list[dict[str, Any]]:
+def _items(page: dict[str, Any], key: str) -> list[Any]:
     items = page.get(key)
     if page.get("object") != "list" or not isinstance(items, list):
         raise ApiError(f"expected a list of {key!r}, got an object with keys {sorted(page)[:8]}")
-    return [i for i in items if isinstance(i, dict) and "id" in i]
+    return items
+
+
+def _customers(page: dict[str, Any]) -> list[dict[str, Any]]:
+    customers = _items(page, "customers")
+    if not all(isinstance(c, dict) and isinstance(c.get("id"), str) for c in customers):
+        raise ApiError("/v1/customers: a customer without an id; cannot page its activity")
+    return customers
 
 
 def _api_time(raw: str | None) -> str | None:

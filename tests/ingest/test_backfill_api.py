@@ -238,3 +238,17 @@ def test_over_a_page_of_customers_created_at_one_instant_are_all_reached(
         assert [p["page"] for p in paged] == ["1", "2", "1", "2"]
         assert paged[0]["created_at[after]"] == "2024-12-31T23:59:59.999Z"
         assert paged[0]["created_at[before]"] == "2025-01-01T00:00:00.001Z"
+
+
+def test_an_activity_the_contract_cannot_carry_is_named_left_out_and_fails_the_run(
+    creds_env: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = make_project([3, 3])
+    broken = project.activities["cust_p00001"][1]
+    del broken["type"]
+    with VoucherifyApiDouble(project) as api:
+        assert main(_backfill(api, tmp_path, "--dry-run", *FAST)) == 1
+    err = capsys.readouterr().err
+    assert _summary_number(err, "activities that would be sent") == 5
+    assert "NOT sent: 1 activities the contract cannot carry" in err
+    assert broken["id"] in err and "activity cannot be encoded" in err  # the log names it
