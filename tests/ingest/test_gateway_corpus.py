@@ -1,8 +1,13 @@
 """Every corpus payload, in both kinds of delivery, pretty-printed and compact, POSTed signed
-over real HTTP to the gateway: each is answered 200 only once on the topic, and the record
-there decodes to the same activity, with the key and headers of the contract."""
+over real HTTP to the gateway: each is answered 200 only once on the topic, the record there
+decodes to the same activity, with the key and headers of the contract, and the worker turns
+each into the results (and only those) it makes of the same activity produced directly."""
 
 from __future__ import annotations
+
+import uuid
+from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -10,7 +15,7 @@ from consumer.contract import H_ACTIVITY_ID, H_ACTIVITY_TYPE, H_DELIVERY_ID, H_I
 from consumer.ingest.records import customer_key
 from consumer.pipeline.codec import AvroCodec
 from tests.conformance._support import identical
-from tests.integration.worker_support import read_all
+from tests.integration.worker_support import activity_ids, expected_results, output_topics, read_all, start_worker
 
 from .support import PROJECT, body_of, corpus, delivery, expected_activity, post, running_gateway, settings
 
@@ -18,7 +23,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_every_corpus_payload_in_both_kinds_and_layouts_reaches_the_topic_unchanged(
-    kafka_bootstrap: str, new_topic: str
+    kafka_bootstrap: str, new_topic: str, tmp_path: Path
 ) -> None:
     sent: dict[str, tuple[dict, str]] = {}  # event id -> (expected activity, delivery id)
     with running_gateway(settings(kafka_bootstrap, new_topic)) as gw:
@@ -45,3 +50,13 @@ def test_every_corpus_payload_in_both_kinds_and_layouts_reaches_the_topic_unchan
         assert record.headers[H_DELIVERY_ID].decode() == delivery_id
         assert record.headers[H_PROJECT_ID].decode() == PROJECT
         assert record.headers[H_INGEST_SOURCE] == b"webhook"
+
+    # Downstream: the worker over the gateway's topic makes every result, none dead-lettered.
+    log = tmp_path / "worker.log"
+    worker = start_worker(kafka_bootstrap, new_topic, f"gw-corpus-{uuid.uuid4().hex[:8]}", idle=3.0, log_path=log)
+    assert worker.wait(timeout=120) == 0, log.read_text()[-3000:]
+    outputs = output_topics(kafka_bootstrap, new_topic)
+    results = read_all(kafka_bootstrap, outputs)
+    assert not [r for r in results if r.topic.endswith(".dlq")]
+    stream = [(r.headers[H_ACTIVITY_ID].decode(), None, r.value or b"") for r in records]
+    assert Counter(activity_ids(results)) == Counter(expected_results(stream))
