@@ -126,7 +126,6 @@ class VoucherifyApiDouble:
         self.app_id, self.app_token = app_id, app_token
         self.seen: list[Seen] = []
         self.failures: deque[int] = deque()  # statuses to answer next, whatever is asked
-        self.delay_s = 0.0  # added to every answer (to make a run long enough to stop)
         self._recent: deque[float] = deque()
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -276,8 +275,6 @@ class VoucherifyApiDouble:
                 status, headers, body = double.answer(url.path, params, self.headers)
                 with double._lock:
                     double.seen.append(Seen(arrived, url.path, params, status))
-                if double.delay_s:
-                    time.sleep(double.delay_s)
                 data = json.dumps(body).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
