@@ -26,6 +26,7 @@ from confluent_kafka import Consumer, Producer
 
 from consumer.config import Settings
 from consumer.contract import H_ACTIVITY_ID, H_ACTIVITY_TYPE, H_AVRO_SCHEMA
+from consumer.kafka_io import produce_waiting
 from consumer.model import activity_from_record
 from consumer.pipeline.codec import AvroCodec, SchemaStore
 from consumer.pipeline.codec.framing import SINGLE_OBJECT_MAGIC
@@ -172,7 +173,7 @@ def plain(a: argparse.Namespace) -> Measured:
                 headers = [(H_ACTIVITY_ID, activity.id.encode()), (H_ACTIVITY_TYPE, activity.type.encode())]
                 for r in router.route(activity):
                     value = encoder.encode(r.schema, r.value)
-                    _produce(
+                    produce_waiting(
                         producer,
                         f"{a.prefix}{r.stream}",
                         value,
@@ -190,15 +191,6 @@ def plain(a: argparse.Namespace) -> Measured:
     finally:
         consumer.close()
     return clock.measured(seen, produced)
-
-
-def _produce(producer: Producer, topic: str, value: bytes, key: Any, headers: Any, report: Any) -> None:
-    while True:
-        try:
-            producer.produce(topic, value, key, headers=headers, on_delivery=report)
-            return
-        except BufferError:
-            producer.poll(0.05)
 
 
 def worker(guarantee: str, engine: str, idle: float = 2) -> Callable[[argparse.Namespace], Measured]:

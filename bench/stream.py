@@ -17,6 +17,7 @@ from confluent_kafka import Consumer, KafkaError, Message, Producer
 from consumer.contract import H_ACTIVITY_ID
 from consumer.devtools.corpus import templates
 from consumer.ingest.records import customer_key
+from consumer.kafka_io import produce_waiting
 from consumer.pipeline.codec import AvroCodec
 from consumer.telemetry.kafka_logs import routed
 
@@ -67,12 +68,7 @@ def produce(bootstrap: str, topic: str, stream: list[Event]) -> float:
 
     started = time.perf_counter()
     for activity_id, key, value in stream:
-        while True:
-            try:
-                producer.produce(topic, value, key, headers=[(H_ACTIVITY_ID, activity_id.encode())], on_delivery=report)
-                break
-            except BufferError:
-                producer.poll(0.05)
+        produce_waiting(producer, topic, value, key, [(H_ACTIVITY_ID, activity_id.encode())], report)
         producer.poll(0)
     left = producer.flush(60)
     if left or errors:

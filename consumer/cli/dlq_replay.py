@@ -24,6 +24,7 @@ from consumer.contract import (
     H_DLQ_SOURCE_TOPIC,
     H_DLQ_VALUE_OMITTED,
 )
+from consumer.kafka_io import produce_waiting
 
 DELIVERY_TIMEOUT_S = 60.0
 
@@ -172,15 +173,11 @@ def _refusal(d: DeadLetter, target: str | None, max_replays: int) -> str | None:
 
 
 def _produce(producer: Producer, topic: str, d: DeadLetter, deliveries: _Deliveries) -> None:
-    while True:
-        try:
-            producer.produce(topic, d.value, d.key, headers=replay_headers(d), on_delivery=deliveries.ack)
-            deliveries.pending += 1
-            return
-        except BufferError:  # local queue full: serve delivery reports, then retry
-            producer.poll(0.05)
-        except KafkaException as exc:
-            raise DlqError(f"cannot replay [{d.partition}]@{d.offset} to {topic}: {exc.args[0].str()}") from None
+    try:
+        produce_waiting(producer, topic, d.value, d.key, replay_headers(d), deliveries.ack)
+    except KafkaException as exc:
+        raise DlqError(f"cannot replay [{d.partition}]@{d.offset} to {topic}: {exc.args[0].str()}") from None
+    deliveries.pending += 1
 
 
 def _deliver(producer: Producer, deliveries: _Deliveries) -> None:

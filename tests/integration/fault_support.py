@@ -16,6 +16,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from consumer.contract import H_ACTIVITY_ID
 from consumer.ingest.records import customer_key
+from consumer.kafka_io import produce_waiting
 from consumer.pipeline.codec import AvroCodec
 from tests.integration.worker_support import Record, read_all, templates
 
@@ -72,14 +73,8 @@ class Trickle:
             delay = started + i / rate - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
-            while True:
-                try:
-                    self._producer.produce(
-                        topic, value, key, headers=[(H_ACTIVITY_ID, activity_id.encode())], on_delivery=self._report
-                    )
-                    break
-                except BufferError:
-                    self._producer.poll(0.05)
+            headers = [(H_ACTIVITY_ID, activity_id.encode())]
+            produce_waiting(self._producer, topic, value, key, headers, self._report)
             self._producer.poll(0)
             self.sent += 1
 

@@ -34,6 +34,7 @@ from consumer.pipeline.router import Router
 from consumer.runtime.worker import Worker
 from tests.conftest import TopicFactory
 from tests.integration.worker_support import (
+    TANSU_GROUP,
     activity_ids,
     make_stream,
     output_topics,
@@ -42,7 +43,6 @@ from tests.integration.worker_support import (
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
-FAST_GROUP = {"session.timeout.ms": "6000", "heartbeat.interval.ms": "500", "group.protocol": "classic"}
 FAILING_TYPE = "customer.created"
 
 
@@ -63,7 +63,7 @@ def _run_worker(bootstrap: str, topic: str, group: str, router: Router) -> None:
         metrics_port=0,
         stop_when_idle=3,
         max_retries=0,
-        kafka=FAST_GROUP,
+        kafka=dict(TANSU_GROUP),
     ).validate()
     code: list[int] = []
     thread = threading.Thread(target=lambda: code.append(Worker(settings, router=router).run()), daemon=True)

@@ -24,6 +24,7 @@ from consumer.pipeline.router import Router
 from consumer.runtime.worker import Worker
 from tests.integration.worker_support import (
     REPO,
+    TANSU_GROUP,
     activity_ids,
     expected_results,
     make_stream,
@@ -34,7 +35,6 @@ from tests.integration.worker_support import (
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
-FAST_GROUP = {"session.timeout.ms": "6000", "heartbeat.interval.ms": "500", "group.protocol": "classic"}
 
 
 def test_pattern_subscription_covers_every_matching_topic_and_never_its_own_outputs(
@@ -100,7 +100,7 @@ def test_a_failing_handler_is_retried_with_backoff_then_dead_lettered(kafka_boot
         stop_when_idle=3,
         max_retries=2,
         retry_backoff_ms=10,
-        kafka=FAST_GROUP,
+        kafka=dict(TANSU_GROUP),
     ).validate()
     router = FailingRouter("customer.created")
     worker = Worker(settings, router=router)

@@ -17,14 +17,14 @@ from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from consumer.contract import H_ACTIVITY_ID
 from consumer.devtools.corpus import REPO, templates
 from consumer.ingest.records import customer_key
+from consumer.kafka_io import produce_waiting
 from consumer.pipeline.codec import AvroCodec
 from consumer.telemetry.kafka_logs import routed
 
-TANSU_GROUP_ENV = {
-    "KAFKA_SESSION_TIMEOUT_MS": "6000",
-    "KAFKA_HEARTBEAT_INTERVAL_MS": "500",
-    "KAFKA_GROUP_PROTOCOL": "classic",
-}
+# A worker's group settings for quick joins on Tansu (tests/conftest.py, FAST_GROUP_CONFIG, says
+# why), as `Settings.kafka` and as the environment of a worker process.
+TANSU_GROUP = {"session.timeout.ms": "6000", "heartbeat.interval.ms": "500", "group.protocol": "classic"}
+TANSU_GROUP_ENV = {"KAFKA_" + k.upper().replace(".", "_"): v for k, v in TANSU_GROUP.items()}
 
 
 @dataclass
@@ -67,15 +67,8 @@ def produce(
             errors.append(str(err))
 
     for activity_id, key, value in stream:
-        kwargs: dict[str, Any] = {"headers": [(H_ACTIVITY_ID, activity_id.encode())], "on_delivery": report}
-        if partition is not None:
-            kwargs["partition"] = partition
-        while True:
-            try:
-                producer.produce(topic, value, key, **kwargs)
-                break
-            except BufferError:
-                producer.poll(0.1)
+        headers = [(H_ACTIVITY_ID, activity_id.encode())]
+        produce_waiting(producer, topic, value, key, headers, report, partition=partition)
         producer.poll(0)
     assert producer.flush(30) == 0
     assert not errors, errors[:3]
@@ -159,6 +152,46 @@ def output_topics(bootstrap: str, input_topic: str) -> list[str]:
         admin_consumer.close()
 
 
+def worker_command(
+    bootstrap: str,
+    topic: str | None,
+    group: str,
+    *,
+    guarantee: str = "at-least-once",
+    idle: float | None = 4.0,
+    batch_size: int = 100,
+    metrics_port: int = 0,
+    extra: list[str] | None = None,
+) -> list[str]:
+    """The command line of `activity-consumer run` (topic None: pass `--pattern` in `extra`)."""
+    return [
+        sys.executable,
+        "-m",
+        "consumer.cli",
+        "run",
+        "--bootstrap-servers",
+        bootstrap,
+        *(["--topics", topic] if topic else []),
+        "--group-id",
+        group,
+        "--processing-guarantee",
+        guarantee,
+        "--metrics-port",
+        str(metrics_port),
+        "--batch-size",
+        str(batch_size),
+        "--log-format",
+        "json",
+        *(["--stop-when-idle", str(idle)] if idle else []),
+        *(extra or []),
+    ]
+
+
+def worker_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """A worker process's environment: this one, quick Tansu group joins, then `env`."""
+    return {**os.environ, **TANSU_GROUP_ENV, **(env or {})}
+
+
 def start_worker(
     bootstrap: str,
     topic: str | None,
@@ -172,30 +205,9 @@ def start_worker(
     log_path: Path | None = None,
 ) -> subprocess.Popen[bytes]:
     """`activity-consumer run` in a subprocess (topic None: pass `--pattern` in `extra`)."""
-    args = [
-        sys.executable,
-        "-m",
-        "consumer.cli",
-        "run",
-        "--bootstrap-servers",
-        bootstrap,
-        *(["--topics", topic] if topic else []),
-        "--group-id",
-        group,
-        "--processing-guarantee",
-        guarantee,
-        "--metrics-port",
-        "0",
-        "--batch-size",
-        str(batch_size),
-        "--log-format",
-        "json",
-        *(["--stop-when-idle", str(idle)] if idle else []),
-        *(extra or []),
-    ]
-    full_env = {**os.environ, **TANSU_GROUP_ENV, **(env or {})}
+    args = worker_command(bootstrap, topic, group, guarantee=guarantee, idle=idle, batch_size=batch_size, extra=extra)
     out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
-    proc = subprocess.Popen(args, cwd=REPO, env=full_env, stdout=out, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(args, cwd=REPO, env=worker_env(env), stdout=out, stderr=subprocess.STDOUT)
     STARTED.append(proc)
     return proc
 

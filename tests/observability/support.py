@@ -5,10 +5,8 @@ parsed into samples, a corpus stream whose JSON payloads are kept, and the perso
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -23,9 +21,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from consumer.contract import H_ACTIVITY_ID
 from consumer.devtools.embedded_broker import free_tcp_port
 from consumer.ingest.records import customer_key
+from consumer.kafka_io import produce_waiting
 from consumer.pipeline.codec import AvroCodec
 from consumer.telemetry.kafka_logs import routed
-from tests.integration.worker_support import TANSU_GROUP_ENV, make_stream, templates
+from tests.integration.worker_support import make_stream, templates, worker_command, worker_env
 
 REPO = Path(__file__).resolve().parents[2]
 ALERTS = REPO / "deploy" / "prometheus" / "alerts.yml"
@@ -190,18 +189,7 @@ def produce_recording(bootstrap: str, topic: str, events: list[SentEvent]) -> No
         return report
 
     for e in events:
-        while True:
-            try:
-                producer.produce(
-                    topic,
-                    e.value,
-                    e.key,
-                    headers=[(H_ACTIVITY_ID, e.activity_id.encode())],
-                    on_delivery=report_for(e),
-                )
-                break
-            except BufferError:
-                producer.poll(0.1)
+        produce_waiting(producer, topic, e.value, e.key, [(H_ACTIVITY_ID, e.activity_id.encode())], report_for(e))
         producer.poll(0)
     assert producer.flush(30) == 0
     assert not errors, errors[:3]
@@ -277,18 +265,8 @@ class WorkerProc:
         metrics: bool = True,
     ) -> WorkerProc:
         port = free_tcp_port() if metrics else 0
-        args = [
-            sys.executable, "-m", "consumer.cli", "run",
-            "--bootstrap-servers", bootstrap,
-            "--topics", topic,
-            "--group-id", group,
-            "--metrics-port", str(port),
-            "--batch-size", "100",
-            "--log-format", "json",
-            *(["--stop-when-idle", str(idle)] if idle else []),
-            *(extra or []),
-        ]  # fmt: skip
-        full_env = {**os.environ, **TANSU_GROUP_ENV, **(env or {})}
+        args = worker_command(bootstrap, topic, group, idle=idle, metrics_port=port, extra=extra)
+        full_env = worker_env(env)
         w = cls(args, full_env, out_dir, name, port)
         w.proc = subprocess.Popen(
             args,
