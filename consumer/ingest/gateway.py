@@ -9,6 +9,8 @@ Retry-After otherwise: Voucherify sends it again). No answer is a 500 or carries
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
@@ -21,7 +23,7 @@ from consumer.ingest.metrics import GatewayMetrics
 from consumer.ingest.publisher import Outcome, Publisher
 from consumer.ingest.records import input_record
 from consumer.ingest.signature import SIGNATURE_HEADER, Verifier, well_formed
-from consumer.pipeline.codec import AvroCodec, EncodeError
+from consumer.pipeline.codec import AvroCodec, EncodeError, RegistryUnavailable
 from consumer.pipeline.codec.delivery_json import DeliveryError, bounded_type, loads, parse, project_of
 from consumer.telemetry.logs import get as get_logger
 
@@ -53,6 +55,8 @@ class Gateway:
         self.registry = registry
         self.verifier = Verifier(settings.secrets(), settings.project_secret_map())
         self.stopping = False
+        # Single-object framing needs nothing remote; Confluent framing needs the id once.
+        self._framing_known = codec.confluent is None
 
     def app(self) -> web.Application:
         # One byte over the limit is enough to know: aiohttp stops reading there.
@@ -129,18 +133,24 @@ class Gateway:
         if not delivery.is_customer_event:
             self.metrics.ignored.labels(delivery.family).inc()
             return self._answer("ignored", 200, None, event_family=delivery.family, **fields)
+        encode = functools.partial(
+            input_record,
+            self.codec,
+            delivery.activity,
+            source=SOURCE,
+            delivery_id=delivery.delivery_id,
+            project_id=delivery.project_id,
+        )
         try:
-            record = input_record(
-                self.codec,
-                delivery.activity,
-                source=SOURCE,
-                delivery_id=delivery.delivery_id,
-                project_id=delivery.project_id,
-            )
+            if self._framing_known:
+                record = encode()
+            else:  # Confluent framing before the schema id is known: the registry call must not block the loop
+                record = await asyncio.get_running_loop().run_in_executor(None, encode)
+                self._framing_known = True
         except EncodeError as exc:
             return self._answer("bad_request", 400, f"the event cannot be written to the contract: {exc}", **fields)
-        except Exception as exc:  # the registry (Confluent framing) did not answer: not the event's fault
-            log.warning("encoding failed", error_class=type(exc).__name__)
+        except RegistryUnavailable as exc:  # Confluent framing: the registry did not answer; not the event's fault
+            log.warning("schema registry unavailable", error_class=type(exc).__name__)
             return self._answer("unavailable", 503, "schema registry unavailable")
         topic = self.settings.topic_for(delivery.project_id)
         started = time.monotonic()

@@ -20,7 +20,7 @@ from consumer.ingest.gateway import Gateway
 from consumer.ingest.metrics import GatewayMetrics
 from consumer.ingest.publisher import Publisher, producer_config
 from consumer.pipeline.codec import AvroCodec
-from consumer.pipeline.codec.avro_codec import registry_client
+from consumer.pipeline.codec.registry import connect
 from consumer.telemetry.logs import get as get_logger
 
 log = get_logger("gateway")
@@ -51,7 +51,7 @@ class GatewayServer:
         self.settings = settings
         self.registry = CollectorRegistry()
         self.metrics = GatewayMetrics(self.registry)
-        self.codec = AvroCodec(framing=settings.framing, registry=registry_client(settings.schema_registry_url))
+        self.codec = AvroCodec(framing=settings.framing, registry=connect(settings.schema_registry_url))
         self.gateway: Gateway | None = None
         self._runner: web.AppRunner | None = None
         self.port: int | None = None

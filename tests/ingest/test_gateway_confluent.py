@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from consumer.pipeline.codec import DEFAULT_SUBJECT, AvroCodec
-from consumer.pipeline.codec.avro_codec import registry_client
+from consumer.pipeline.codec.registry import connect
 from tests.conformance._support import identical
 from tests.integration.worker_support import read_all
 from tests.support.registry_double import RegistryDouble
@@ -30,5 +30,23 @@ def test_confluent_framed_records_with_the_registry(
     [record] = read_all(kafka_bootstrap, [new_topic])
     assert record.value is not None and record.value[0] == 0
     assert int.from_bytes(record.value[1:5], "big") == schema_id
-    reader = AvroCodec(framing="confluent", registry=registry_client(registry_double.url))
+    reader = AvroCodec(framing="confluent", registry=connect(registry_double.url))
     identical(reader.decode_json(record.value), expected_activity(activity))
+
+
+def test_a_registry_away_at_start_gets_503_then_the_records_flow(
+    kafka_bootstrap: str, new_topic: str, registry_double: RegistryDouble
+) -> None:
+    registry_double.stop()
+    config = settings(kafka_bootstrap, new_topic, framing="confluent", schema_registry_url=registry_double.url)
+    activity = {**corpus()[3], "id": f"evcus_{uuid.uuid4().hex[:18]}"}
+    body = body_of(delivery(activity), pretty=False)
+    with running_gateway(config) as gw:
+        away = post(gw.port, body)
+        assert (away.status, away.body["reason"]) == (503, "schema registry unavailable")
+        assert "Retry-After" in away.headers
+        registry_double.start()
+        assert post(gw.port, body).status == 200  # Voucherify's re-send
+    [record] = read_all(kafka_bootstrap, [new_topic])
+    reader = AvroCodec(framing="confluent", registry=connect(registry_double.url))
+    identical(reader.decode_json(record.value or b""), expected_activity(activity))

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from consumer.contract import H_ACTIVITY_ID
 from tests.faults.mock_cluster import MockCluster
 from tests.integration.worker_support import read_all
 
@@ -53,7 +54,7 @@ def test_a_slow_ack_gets_503_and_its_late_ack_absorbs_the_re_send(cluster: MockC
         assert (resent.status, resent.body["status"]) == (200, "duplicate")
         assert gw.metric("activity_gateway_requests_total", {"outcome": "timeout", "status": "503"}) == 1
     records = read_all(cluster.bootstraps, [topic])
-    assert [r.headers["activity-id"].decode() for r in records] == [doc["event"]["id"]]
+    assert [r.headers[H_ACTIVITY_ID].decode() for r in records] == [doc["event"]["id"]]
 
 
 def test_a_full_producer_queue_gets_503_at_once(cluster: MockCluster) -> None:
@@ -79,4 +80,4 @@ def test_a_full_producer_queue_gets_503_at_once(cluster: MockCluster) -> None:
         waiting.join(timeout=20)
         assert first and first[0].status == 200
     records = read_all(cluster.bootstraps, [topic])
-    assert [r.headers["activity-id"].decode() for r in records] == [first_doc["event"]["id"]]
+    assert [r.headers[H_ACTIVITY_ID].decode() for r in records] == [first_doc["event"]["id"]]

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from consumer.contract import H_ACTIVITY_ID
 from tests.integration.worker_support import read_all
 
 from .support import SECRET, body_of, corpus, delivery, get, post, running_gateway, settings
@@ -94,4 +95,4 @@ def test_a_thousand_malformed_requests_get_a_clear_4xx_and_produce_nothing(
     assert refused == N
     assert {s for (_, s) in seen} == {400, 401, 415}
     records = read_all(kafka_bootstrap, [new_topic])
-    assert [r.headers["activity-id"].decode() for r in records] == [good["event"]["id"]]
+    assert [r.headers[H_ACTIVITY_ID].decode() for r in records] == [good["event"]["id"]]

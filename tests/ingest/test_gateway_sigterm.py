@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from consumer.contract import H_ACTIVITY_ID
 from consumer.devtools.embedded_broker import free_tcp_port
 from tests.faults.mock_cluster import MockCluster
 from tests.integration.worker_support import read_all
@@ -114,7 +115,7 @@ def test_sigterm_answers_the_requests_in_flight_and_exits_0(tmp_path: Path) -> N
     assert len(statuses) == IN_FLIGHT and all(s in (200, 503) for s in statuses.values()), statuses
     acknowledged = {k for k, s in statuses.items() if s == 200}
     assert acknowledged, "no request in flight was acknowledged during the shutdown"
-    on_topic = [r.headers["activity-id"].decode() for r in records]
+    on_topic = [r.headers[H_ACTIVITY_ID].decode() for r in records]
     assert acknowledged <= set(on_topic), "an acknowledged delivery is not on the topic"
     assert isinstance(late, str), "a request after SIGTERM was served"
     assert stopped and stopped[-1]["unacknowledged"] == 0
