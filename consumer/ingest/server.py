@@ -13,6 +13,7 @@ import signal
 import time
 
 from aiohttp import web
+from confluent_kafka import KafkaException
 from prometheus_client import CollectorRegistry
 
 from consumer.config import GatewaySettings
@@ -103,7 +104,12 @@ async def serve(settings: GatewaySettings) -> int:
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await server.start()
+    try:
+        await server.start()
+    except (OSError, KafkaException) as exc:  # the port is taken, a bad KAFKA_* setting: say so, no traceback
+        log.error("gateway cannot start", error=str(exc))
+        await server.stop()
+        return 1
     await stop.wait()
     log.info("gateway stopping: no new requests, answering those in flight")
     left = await server.stop()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -55,3 +57,22 @@ def test_the_command_exits_2_with_the_problem() -> None:
     done = subprocess.run([str(exe), "ingest", "--topic", "t"], capture_output=True, text=True, env={}, timeout=60)
     assert done.returncode == 2
     assert "no webhook secret" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_port_in_use_ends_with_one_error_line_and_exit_1() -> None:
+    exe = Path(sys.executable).parent / "activity-consumer"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [str(exe), "ingest", "--topic", "t", "--host", "127.0.0.1", "--port", str(port), "--log-format", "json"],
+            capture_output=True,
+            text=True,
+            env={"VOUCHERIFY_WEBHOOK_SECRETS": "x", "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9"},
+            timeout=60,
+        )
+    assert done.returncode == 1
+    errors = [json.loads(line) for line in done.stdout.splitlines() if '"gateway cannot start"' in line]
+    assert len(errors) == 1 and "address already in use" in errors[0]["error"]
+    assert "Traceback" not in done.stdout + done.stderr
