@@ -22,8 +22,8 @@ import pytest
 from consumer.contract import STREAMS
 from consumer.devtools.embedded_broker import find_tansu_binary, free_tcp_port
 from consumer.pipeline.topics import create_topics
-from tests.integration.fault_support import fast_stream, kill, produce_all
-from tests.integration.worker_support import read_all, start_worker
+from tests.integration.fault_support import fast_stream, produce_all
+from tests.integration.worker_support import read_all, start_worker, stop_worker
 from tests.support.fault_matrix import MatrixRecorder, MissingBehaviour, expectations, tally
 from tests.support.tls import Pki, TlsTerminator, make_pki
 
@@ -151,12 +151,7 @@ def test_tls_worker_connects_through_ssl_pass_through_and_a_wrong_ca_is_refused(
             assert "SSL handshake failed" in line or "ssl" in line.lower(), line
             assert "partitions_assigned" not in wrong.read_text(errors="replace")
         finally:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    kill(proc)
+            stop_worker(proc)
         print(f"\nSECURITY TLS via {how}: wrong CA -> {line[:300]}")
 
 
@@ -206,12 +201,7 @@ def test_sasl_scram_bad_credentials_give_a_clear_error_and_a_non_zero_exit_and_n
             except subprocess.TimeoutExpired:
                 code = None
         finally:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    kill(proc)
+            stop_worker(proc)
         text = log.read_text(errors="replace")
         assert SASL_PASSWORD not in text and SASL_PASSWORD[3:] not in text
         print(f"\nSECURITY SASL bad credentials: exit {code}; {line[:300]}")

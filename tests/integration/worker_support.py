@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -197,19 +198,29 @@ def start_worker(
     topic: str | None,
     group: str,
     *,
-    guarantee: str = "at-least-once",
-    idle: float | None = 4.0,
-    batch_size: int = 100,
-    extra: list[str] | None = None,
     env: dict[str, str] | None = None,
     log_path: Path | None = None,
+    **options: Any,
 ) -> subprocess.Popen[bytes]:
-    """`activity-consumer run` in a subprocess (topic None: pass `--pattern` in `extra`)."""
-    args = worker_command(bootstrap, topic, group, guarantee=guarantee, idle=idle, batch_size=batch_size, extra=extra)
+    """`activity-consumer run` in a subprocess; `options` are `worker_command`'s, stdout and
+    stderr go to `log_path`."""
+    args = worker_command(bootstrap, topic, group, **options)
     out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
     proc = subprocess.Popen(args, cwd=REPO, env=worker_env(env), stdout=out, stderr=subprocess.STDOUT)
     STARTED.append(proc)
     return proc
+
+
+def stop_worker(proc: subprocess.Popen[bytes], timeout: float = 20.0) -> int | None:
+    """SIGTERM (a clean leave) if it still runs; its exit code, or None if it had to be killed."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+        return None
 
 
 # Every worker process started here; `stop_leftover_workers` (tests/conftest.py) kills the ones a
