@@ -21,15 +21,10 @@ from consumer.pipeline.codec.framing import (
 )
 from consumer.pipeline.codec.json_input import JSON_FRAMING, activity_of, is_json, not_activity
 from consumer.pipeline.codec.jsonavro import ActivityConverter, Converters, EncodeError
-from consumer.pipeline.codec.registry import Registry, connect
+from consumer.pipeline.codec.registry import Registry
 from consumer.pipeline.codec.schemas import SchemaStore
 
 DEFAULT_SUBJECT = "customer-activity-value"
-
-
-def registry_client(url: str | None) -> Registry | None:
-    """Moved to `registry.connect`; kept while the gateway (ingest/server.py) still imports it here."""
-    return connect(url)
 
 
 class AvroCodec:
