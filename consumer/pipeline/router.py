@@ -11,7 +11,17 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Final
 
-from consumer.catalogue import ALIASES, KNOWN_TYPES, NOTIFICATION_CHANNELS, canonical
+from consumer.catalogue import (
+    ALIASES,
+    HOLDER_CHANGES,
+    KNOWN_TYPES,
+    NOTIFICATION_CHANNELS,
+    ORDER_STATUSES,
+    REWARD_REDEMPTION_STATUSES,
+    TIER_CHANGE_OF,
+    VALIDATION_RESULTS,
+    canonical,
+)
 from consumer.model import Activity, Result
 from consumer.pipeline.handlers import (
     consents,
@@ -47,8 +57,7 @@ HANDLERS: Final[Mapping[str, Handler]] = MappingProxyType(
         "customer.redemption.failed": redemptions.redemption_failed,
         "customer.redemption.rollback.succeeded": redemptions.rollback_succeeded,
         "customer.redemption.rollback.failed": redemptions.rollback_failed,
-        "customer.validation.succeeded": validations.validation,
-        "customer.validation.failed": validations.validation,
+        **{f"customer.validation.{r}": validations.validation for r in VALIDATION_RESULTS},
         "customer.voucher.loyalty_card.points_added": loyalty.points_added,
         "customer.voucher.loyalty_card.points_transferred": loyalty.points_transferred,
         "customer.voucher.loyalty_card.points_activated": loyalty.points_activated,
@@ -58,27 +67,14 @@ HANDLERS: Final[Mapping[str, Handler]] = MappingProxyType(
         "customer.voucher.loyalty_card.pending_points.activated": loyalty.pending_points_activated,
         "customer.voucher.loyalty_card.pending_points.canceled": loyalty.pending_points_canceled,
         "customer.voucher.gift.balance_added": loyalty.gift_balance_added,
-        "customer.loyalty.tier.joined": loyalty_tiers.tier_change,
-        "customer.loyalty.tier.left": loyalty_tiers.tier_change,
-        "customer.loyalty.tier.upgraded": loyalty_tiers.tier_change,
-        "customer.loyalty.tier.downgraded": loyalty_tiers.tier_change,
-        "customer.loyalty.tier.prolonged": loyalty_tiers.tier_change,
-        "customer.loyalty.tier.expiration.changed": loyalty_tiers.tier_change,
-        "customer.loyalty.updated": loyalty_tiers.tier_change,
+        **dict.fromkeys(TIER_CHANGE_OF, loyalty_tiers.tier_change),
         "customer.rewarded": rewards.rewarded,
         "customer.rewarded.loyalty_points": rewards.rewarded_loyalty_points,
-        "customer.reward_redemptions.created": reward_redemptions.reward_redemption,
-        "customer.reward_redemptions.pending": reward_redemptions.reward_redemption,
-        "customer.reward_redemptions.completed": reward_redemptions.reward_redemption,
-        "customer.reward_redemptions.rolledback": reward_redemptions.reward_redemption,
-        "customer.order.created": orders.order_event,
-        "customer.order.updated": orders.order_event,
-        "customer.order.paid": orders.order_event,
-        "customer.order.fulfilled": orders.order_event,
-        "customer.order.processing": orders.order_event,
-        "customer.order.canceled": orders.order_event,
-        "customer.holder.assignment.created": holders.holder_assignment,
-        "customer.holder.assignment.deleted": holders.holder_assignment,
+        **{
+            f"customer.reward_redemptions.{s}": reward_redemptions.reward_redemption for s in REWARD_REDEMPTION_STATUSES
+        },
+        **{f"customer.order.{s}": orders.order_event for s in ORDER_STATUSES},
+        **{f"customer.holder.assignment.{c}": holders.holder_assignment for c in HOLDER_CHANGES},
         # every channel's sent, failed and recovered
         **{
             f"customer.{channel}.{outcome}": distribution.notification
