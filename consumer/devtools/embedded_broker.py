@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -156,10 +157,13 @@ def _cleanup(proc: subprocess.Popen[bytes], log: IO[bytes], log_path: Path, dele
 
 
 class EmbeddedBroker:
-    """One Tansu broker process on ``host``, in-memory storage, for demos and tests.
+    """One Tansu broker process on ``host``, for demos and tests.
 
-    ``port=None`` (the default) picks a free port, retrying with another one if it was taken
-    in the meantime. The broker's output goes to ``log_path`` (a temporary file, deleted on
+    Storage is in memory unless ``storage`` names another Tansu engine (``s3://bucket/``,
+    with ``env`` giving its AWS_* settings): then ``restart()`` stops the broker with a signal
+    and starts it again on the same port, cluster id and storage, as a rolling restart or a
+    crash does. ``port=None`` (the default) picks a free port, retrying with another one if it
+    was taken in the meantime. The broker's output goes to ``log_path`` (a temporary file, deleted on
     ``stop()``, when not given). The process is stopped by ``stop()``, by leaving the ``with``
     block, when the object is garbage collected, at interpreter exit, and (on Linux, when
     started from the main thread) by the kernel if this Python process dies.
@@ -174,12 +178,18 @@ class EmbeddedBroker:
         log_path: str | os.PathLike[str] | None = None,
         binary: str | None = None,
         cluster_id: str | None = None,
+        storage: str = "memory://tansu/",
+        env: Mapping[str, str] | None = None,
+        extra_args: tuple[str, ...] = (),
     ) -> None:
         self._host = host
         self._requested_port = port
         self._startup_timeout_s = startup_timeout_s
         self._requested_log_path = Path(log_path) if log_path is not None else None
         self._binary = binary
+        self._storage = storage
+        self._extra_env = dict(env or {})
+        self._extra_args = tuple(extra_args)
         # Unique per instance by default: readiness checks that *this* process answers.
         self._cluster_id = cluster_id or f"embedded-{uuid.uuid4().hex[:12]}"
         self._proc: subprocess.Popen[bytes] | None = None
@@ -242,6 +252,35 @@ class EmbeddedBroker:
         assert last_error is not None
         raise last_error
 
+    def restart(
+        self, sig: signal.Signals = signal.SIGTERM, *, extra_args: tuple[str, ...] | None = None, down_s: float = 0.0
+    ) -> Self:
+        """Stop the broker with ``sig`` (SIGTERM: a rolling restart; SIGKILL: a crash), stay down
+        ``down_s`` seconds, and start it again on the same port, cluster id and storage (with
+        ``extra_args`` replacing the extra flags when given)."""
+        proc, port = self._proc, self._port
+        if proc is None or port is None:
+            raise RuntimeError("EmbeddedBroker is not running; call start() first")
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(sig)
+            try:
+                proc.wait(timeout=10.0)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10.0)
+        self.stop()
+        if extra_args is not None:
+            self._extra_args = tuple(extra_args)
+        if down_s > 0:
+            time.sleep(down_s)
+        requested, self._requested_port = self._requested_port, port
+        try:
+            # The port was ours a moment ago; a listener in TIME_WAIT is no obstacle (SO_REUSEADDR).
+            return self.start()
+        finally:
+            self._requested_port = requested
+
     def stop(self) -> None:
         """Stop the broker (SIGTERM, then SIGKILL after 3 s). Idempotent."""
         finalizer, self._finalizer = self._finalizer, None
@@ -278,7 +317,8 @@ class EmbeddedBroker:
             "--advertised-listener-url",
             url,
             "--storage-engine",
-            "memory://tansu/",
+            self._storage,
+            *self._extra_args,
         ]
         setpriv = shutil.which("setpriv") if sys.platform.startswith("linux") else None
         if setpriv and threading.current_thread() is threading.main_thread():
@@ -286,6 +326,7 @@ class EmbeddedBroker:
             # (SIGKILL, os._exit). Only from the main thread: the signal follows the thread.
             command = [setpriv, "--pdeathsig", "TERM", "--", *command]
         env = {k: v for k, v in os.environ.items() if k not in _TANSU_ENV_VARS}
+        env.update(self._extra_env)
         env["NO_COLOR"] = "1"
 
         delete_log = self._requested_log_path is None

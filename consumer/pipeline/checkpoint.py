@@ -48,7 +48,7 @@ class Checkpoint:
         key = (topic, partition)
         t = self._batch.get(key)
         if t is None:
-            t = self._batch[key] = Ticket()
+            t = self._batch[key] = Ticket(self.sink.audit)
             self._first_seen(key, offset)
         t.next_offset = offset + 1
         return t
@@ -160,8 +160,13 @@ class AtLeastOnce(Checkpoint):
             or super().in_flight()
         )
 
-    def _advance(self, only: set[TP] | None) -> None:
-        """Move each partition's ready offset past its delivered tickets; raise if one failed."""
+    def _advance(self, only: set[TP] | None, *, rewind: bool = True) -> None:
+        """Move each partition's ready offset past its delivered tickets; raise if one failed.
+
+        A slice whose acknowledgement is unverified stops its partition there: with `rewind`,
+        the partition is read again from that slice (its events and later ones are processed
+        again: duplicates, never a gap); without (revoke, close), nothing past it is committed.
+        """
         for key, owed in self._owed.items():
             if only is not None and key not in only:
                 continue
@@ -169,9 +174,40 @@ class AtLeastOnce(Checkpoint):
                 if owed[0].error is not None:
                     self.failed = True  # nothing at or past it may be committed, ever
                     raise DeliveryFailed(f"{key[0]}[{key[1]}]: {owed[0].error}")
+                if owed[0].unverified:
+                    if rewind:
+                        self._rewind_unverified(key, owed)
+                    break
                 t = owed.popleft()
                 self._ready[key] = t.next_offset
                 self._done.setdefault(key, deque()).append(t)
+
+    def _rewind_unverified(self, key: TP, owed: deque[Ticket]) -> None:
+        """Read `key` again from the first event whose results' acknowledgement is unverified.
+
+        Every slice after it is dropped too (its late reports settle orphaned tickets), so the
+        partition is re-processed from there: at most `bound` events again, and no commit ever
+        passes an event whose results were not seen stored.
+        """
+        assert self.consumer is not None
+        start = self._ready.get(key, self._last.get(key, -1))
+        if start < 0:  # cannot happen: a partition's first ticket sets _last; refuse to guess
+            self.failed = True
+            raise DeliveryFailed(f"{key[0]}[{key[1]}]: unverified delivery and no offset to read again from")
+        owed.clear()
+        self._read[key] = start
+        try:
+            self.consumer.seek(TopicPartition(key[0], key[1], start))
+        except KafkaException as exc:
+            self.failed = True  # exit 1 without committing past it: the restart reads it again
+            raise DeliveryFailed(f"{key[0]}[{key[1]}]: unverified delivery; seek to {start} failed: {exc}") from None
+        log.warning(
+            "delivery_unverified",
+            topic=key[0],
+            partition=key[1],
+            reprocess_from=start,
+            why="a delivery report without a real offset (duplicate sequence after a broker restart)",
+        )
 
     def _commit(self, only: set[TP] | None, *, asynchronous: bool) -> None:
         """Commit every delivered offset not yet sent (sync: not yet confirmed)."""
@@ -234,7 +270,7 @@ class AtLeastOnce(Checkpoint):
         left = self.sink.flush(self.grace)
         if left:
             log.warning("flush_incomplete", in_flight=left)
-        self._advance(keys)
+        self._advance(keys, rewind=False)
         self._commit(keys, asynchronous=False)
 
     def on_revoke(self, partitions: list[TopicPartition]) -> None:
@@ -278,6 +314,19 @@ class ExactlyOnce(Checkpoint):
             return
         offsets = [TopicPartition(t, p, tk.next_offset) for (t, p), tk in batch.items()]
         try:
+            # commit_transaction() flushes anyway; flushing first lets an unverified
+            # acknowledgement abort the transaction instead of committing it.
+            self.sink.flush(self.grace)
+            suspect = [f"{t}[{p}]" for (t, p), tk in batch.items() if tk.unverified]
+            if suspect:
+                self._open = False
+                log.warning(
+                    "delivery_unverified",
+                    partitions=suspect,
+                    why="a delivery report without a real offset (duplicate sequence after a broker restart)",
+                )
+                self._recover(KafkaError(KafkaError._INCONSISTENT, "unverified delivery"), offsets)
+                return
             if offsets:
                 self.sink.producer.send_offsets_to_transaction(
                     offsets, self.consumer.consumer_group_metadata(), self.grace

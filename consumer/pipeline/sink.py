@@ -29,7 +29,7 @@ from consumer.contract import (
 from consumer.kafka_keys import CONSUMER_ONLY
 from consumer.model import Activity, Result
 from consumer.pipeline.codec.results import ResultEncoder
-from consumer.pipeline.tickets import DeliveryFailed, Ticket
+from consumer.pipeline.tickets import DeliveryAudit, DeliveryFailed, Ticket
 from consumer.pipeline.topics import create_topics, partition_counts
 from consumer.telemetry.kafka_logs import routed
 from consumer.telemetry.logs import get as get_logger
@@ -66,6 +66,7 @@ class Sink:
             conf["transactional.id"] = settings.effective_transactional_id()
         conf["error_cb"] = self._on_error
         self.fatal: KafkaError | None = None  # a producer error no retry can fix: nothing more goes out
+        self.audit = DeliveryAudit()  # which delivery reports carry a real offset (the tickets ask it)
         self.producer = Producer(routed(conf))
         self._admin_conf = {"bootstrap.servers": settings.bootstrap_servers, **shared}
         self._topics: dict[tuple[str, str], str] = {}
