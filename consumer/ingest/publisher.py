@@ -7,7 +7,8 @@ gateway turns into a 503: nothing is acknowledged that the broker does not hold.
 
 A delivery stays pending until its report comes, even after its request gave up waiting:
 a re-send of the same event joins it instead of producing a second copy, and a late ack
-still enters the acknowledged window.
+still enters the acknowledged window. A "delivered" report without a real offset (librdkafka's
+answer to DUPLICATE_SEQUENCE_NUMBER, see pipeline/tickets.DeliveryAudit) is not taken as stored.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from consumer.ingest.metrics import GatewayMetrics
 from consumer.ingest.records import InputRecord
 from consumer.ingest.window import AcknowledgedWindow
 from consumer.kafka_keys import CONSUMER_ONLY
+from consumer.pipeline.tickets import DeliveryAudit
 from consumer.telemetry.kafka_logs import routed
 from consumer.telemetry.logs import get as get_logger
 
@@ -89,6 +91,7 @@ class Publisher:
         self._loop = loop
         self._pending: dict[Hashable, asyncio.Future[bool]] = {}
         self._stop = threading.Event()
+        self._audit = DeliveryAudit()  # only the thread serving delivery reports touches it
         self.producer = Producer({**config, "error_cb": self._on_error})
         metrics.watch_queue(lambda: len(self.producer))
         self._threads = [
@@ -123,9 +126,11 @@ class Publisher:
         future: asyncio.Future[bool] = self._loop.create_future()
         started = time.monotonic()
 
-        def delivered(err: KafkaError | None, _msg: Message) -> None:  # on the poller thread
+        def delivered(err: KafkaError | None, msg: Message) -> None:  # on the thread serving reports
+            # A "delivered" without a real offset (after DUPLICATE_SEQUENCE_NUMBER) proves nothing.
+            verified = err is None and self._audit.verified(msg)
             with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
-                self._loop.call_soon_threadsafe(self._settle, key, future, err, started)
+                self._loop.call_soon_threadsafe(self._settle, key, future, err, verified, started)
 
         try:
             headers: list[tuple[str, str | bytes | None]] = list(record.headers)
@@ -139,16 +144,20 @@ class Publisher:
         self._pending[key] = future
         return future
 
-    def _settle(self, key: Hashable, future: asyncio.Future[bool], err: KafkaError | None, started: float) -> None:
+    def _settle(
+        self, key: Hashable, future: asyncio.Future[bool], err: KafkaError | None, verified: bool, started: float
+    ) -> None:
         self._pending.pop(key, None)
-        if err is None:
+        if verified:
             self.metrics.ack_seconds.observe(time.monotonic() - started)
             self.acknowledged.add(key)
             self.broker.up = True
+        elif err is None:  # maybe stored, maybe not: answered 503, so Voucherify sends it again
+            log.warning("delivery report without an offset: not counted as stored")
         else:
             log.warning("delivery failed", error=err.str(), code=err.name())
         if not future.done():
-            future.set_result(err is None)
+            future.set_result(verified)
 
     # -- client threads ------------------------------------------------------------------------
     def _on_error(self, err: KafkaError) -> None:
@@ -189,9 +198,8 @@ class Publisher:
     # -- shutdown ------------------------------------------------------------------------------
     def close(self, timeout_s: float) -> int:
         """Flush (bounded), stop the threads; the records still queued (0 when all were acked)."""
-        left = int(self.producer.flush(max(timeout_s, 0.0)))
-        self._stop.set()
+        self._stop.set()  # the poller first: the reports are then served by flush alone, in order
         self.broker.wake.set()
         for t in self._threads:
             t.join(timeout=2.0)
-        return left
+        return int(self.producer.flush(max(timeout_s, 0.0)))
