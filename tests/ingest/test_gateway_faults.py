@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from consumer.contract import H_ACTIVITY_ID
+from consumer.devtools.embedded_broker import free_tcp_port
 from tests.faults.mock_cluster import MockCluster
 from tests.integration.worker_support import read_all
 
@@ -81,3 +82,14 @@ def test_a_full_producer_queue_gets_503_at_once(cluster: MockCluster) -> None:
         assert first and first[0].status == 200
     records = read_all(cluster.bootstraps, [topic])
     assert [r.headers[H_ACTIVITY_ID].decode() for r in records] == [first_doc["event"]["id"]]
+
+
+def test_no_broker_at_start_is_not_ready_and_answers_503() -> None:
+    nowhere = f"127.0.0.1:{free_tcp_port()}"
+    with running_gateway(settings(nowhere, "t"), ready=False) as gw:
+        _wait(lambda: gw.server.gateway is not None and not gw.server.gateway.publisher.broker.wake.is_set())
+        assert get(gw.port, "/readyz") == (503, "broker unreachable\n")
+        assert get(gw.port, "/healthz")[0] == 200  # alive: waiting for the broker is not a reason to restart
+        answer = post(gw.port, body_of(_doc(), pretty=False))
+        assert (answer.status, answer.body["status"]) == (503, "unavailable") and "Retry-After" in answer.headers
+        assert gw.metric("activity_gateway_requests_total", {"outcome": "unavailable", "status": "503"}) == 1
