@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from consumer import contract
-from consumer.kafka_keys import OWNED
+from consumer.kafka_keys import CLASSIC_GROUP_ONLY, OWNED
 from consumer.pii import REDACTED, is_secret, mask_url
 
 if TYPE_CHECKING:
@@ -217,6 +217,10 @@ class Settings:
         for key in sorted(OWNED.keys() & self.kafka.keys()):
             env = KAFKA_PREFIX + key.upper().replace(".", "_")
             problems.append(f"{env}: {key} is owned by the worker and cannot be overridden ({OWNED[key]})")
+        if self.kafka.get("group.protocol") == "consumer":
+            for key in sorted(CLASSIC_GROUP_ONLY.keys() & self.kafka.keys()):
+                env = KAFKA_PREFIX + key.upper().replace(".", "_")
+                problems.append(f"{env}: not with group.protocol=consumer (KIP-848); set {CLASSIC_GROUP_ONLY[key]}")
         if problems:
             raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(problems))
         return self

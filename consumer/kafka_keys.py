@@ -62,3 +62,11 @@ OWNED: Final[dict[str, str]] = {
     "acks": "a result counts as delivered only when all in-sync replicas have it",
     "transactional.id": "set by --transactional-id in exactly-once mode",
 }
+
+# Classic-protocol group properties: with KIP-848 (`group.protocol=consumer`) the broker owns
+# them, and librdkafka refuses a consumer that sets one.
+CLASSIC_GROUP_ONLY: Final[dict[str, str]] = {
+    "session.timeout.ms": "the broker's group.consumer.session.timeout.ms",
+    "heartbeat.interval.ms": "the broker's group.consumer.heartbeat.interval.ms",
+    "partition.assignment.strategy": "group.remote.assignor (uniform or range), or the broker's default",
+}

@@ -53,9 +53,20 @@ class Source:
         self._callbacks = (on_assign, on_revoke, on_lost)
 
     def subscribe(self) -> None:
+        """Subscribe; works with either group protocol, eager or incremental (cooperative-sticky,
+        KIP-848): the callbacks get the partitions added or taken, and confluent-kafka applies
+        them (assign or incremental_assign) once the callback returns."""
         on_assign, on_revoke, on_lost = self._callbacks
+
+        def assigned(consumer: Consumer, partitions: list[TopicPartition]) -> None:
+            on_assign(consumer, partitions)
+            # librdkafka keeps a partition's pause flag across a revoke and a re-assignment (seen
+            # with incremental rebalancing), while the worker forgets a released partition's pause:
+            # a partition given to this member starts fetching.
+            consumer.resume(partitions)
+
         topics = list(self.settings.topics) if self.settings.topics else [str(self.settings.pattern)]
-        self.consumer.subscribe(topics, on_assign=on_assign, on_revoke=on_revoke, on_lost=on_lost)
+        self.consumer.subscribe(topics, on_assign=assigned, on_revoke=on_revoke, on_lost=on_lost)
 
     def poll_batch(self, max_messages: int, timeout: float) -> list[Message]:
         return self.consumer.consume(max_messages, timeout)

@@ -125,6 +125,8 @@ def _library() -> ctypes.CDLL:
         "rd_kafka_mock_partition_set_leader": (err, [vp, cp, i32, i32]),
         "rd_kafka_mock_coordinator_set": (err, [vp, cp, cp, i32]),
         "rd_kafka_mock_group_initial_rebalance_delay_ms": (None, [vp, i32]),
+        "rd_kafka_mock_set_group_consumer_session_timeout_ms": (None, [vp, ctypes.c_int]),
+        "rd_kafka_mock_set_group_consumer_heartbeat_interval_ms": (None, [vp, ctypes.c_int]),
         "rd_kafka_mock_start_request_tracking": (None, [vp]),
         "rd_kafka_mock_stop_request_tracking": (None, [vp]),
         "rd_kafka_mock_clear_requests": (None, [vp]),
@@ -252,6 +254,12 @@ class MockCluster:
     def group_initial_rebalance_delay_ms(self, delay_ms: int) -> None:
         """Broker setting ``group.initial.rebalance.delay.ms`` (mock default 3000 ms)."""
         self._lib.rd_kafka_mock_group_initial_rebalance_delay_ms(self._handle(), delay_ms)
+
+    def group_consumer_timing(self, session_timeout_ms: int, heartbeat_interval_ms: int) -> None:
+        """KIP-848 (``group.protocol=consumer``) group timing, which the broker owns there: the
+        broker settings ``group.consumer.session.timeout.ms`` and ``.heartbeat.interval.ms``."""
+        self._lib.rd_kafka_mock_set_group_consumer_session_timeout_ms(self._handle(), session_timeout_ms)
+        self._lib.rd_kafka_mock_set_group_consumer_heartbeat_interval_ms(self._handle(), heartbeat_interval_ms)
 
     # -- brokers --------------------------------------------------------------------------------
 
