@@ -76,18 +76,25 @@ def test_broker_outage_503_while_down_and_acknowledged_equals_on_the_topic(tmp_p
             assert {t.status for t in before} == {200}
 
             restart = threading.Thread(target=broker.restart, kwargs={"down_s": DOWN_S})
+            deaths: list[float] = []
+
+            def watch() -> None:  # the moment the broker process is gone, to 5 ms
+                while restart.is_alive() and broker.running:
+                    time.sleep(0.005)
+                deaths.append(time.monotonic())
+
             restart.start()
-            dead_at: float | None = None
+            watcher = threading.Thread(target=watch)
+            watcher.start()
             readiness: list[int] = []
             while restart.is_alive():  # a steady trickle, as Voucherify's retries and new events arrive
-                if dead_at is None and not broker.running:
-                    dead_at = time.monotonic()
-                if dead_at is not None and time.monotonic() < dead_at + DOWN_S:
+                if deaths and time.monotonic() < deaths[0] + DOWN_S:
                     readiness.append(get(gw.port, "/readyz")[0])
                 list(pool.map(send, [new_doc() for _ in range(4)]))
                 time.sleep(0.1)
             restart.join()
-            assert dead_at is not None
+            watcher.join()
+            dead_at = deaths[0]
             certainly_down = (dead_at, dead_at + DOWN_S)  # restart() sleeps DOWN_S once it is gone
 
             deadline = time.monotonic() + 60
