@@ -11,9 +11,13 @@ half-processed when partitions are revoked.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+import threading
 import time
 from collections import deque
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
@@ -27,6 +31,62 @@ log = get_logger("consumer.pipeline.checkpoint")
 TP = tuple[str, int]
 # librdkafka always answers a commit; this only guards against waiting forever for a lost answer.
 COMMIT_ANSWER_TIMEOUT_S = 30.0
+
+
+class TxnWatchdog:
+    """Ends the process (exit 1, one log line) when a transactional call outlives its own timeout.
+
+    After a broker restart, librdkafka 2.16's `send_offsets_to_transaction(..., timeout)` was
+    seen blocking for minutes (in `rd_kafka_txn_op_req0`, a condition wait without a deadline),
+    so the worker neither progressed nor exited. Nothing can interrupt that C call; exiting is
+    safe: the open transaction commits nothing, the next instance's `init_transactions` aborts
+    it, and the restarted worker reads from the last committed offsets. One daemon thread; a
+    call costs two lock round trips.
+    """
+
+    def __init__(self, margin_s: float) -> None:
+        self.margin = margin_s
+        self._cond = threading.Condition()
+        self._call: tuple[str, float] | None = None  # (what, deadline); a new tuple per call
+        threading.Thread(target=self._watch, name="txn-watchdog", daemon=True).start()
+
+    @contextlib.contextmanager
+    def guard(self, what: str, timeout_s: float) -> Iterator[None]:
+        call = (what, time.monotonic() + timeout_s + self.margin)
+        with self._cond:
+            self._call = call
+            self._cond.notify()
+        try:
+            yield
+        finally:
+            with self._cond:
+                if self._call is call:
+                    self._call = None
+
+    def _watch(self) -> None:
+        with self._cond:
+            while True:
+                call = self._call
+                if call is None:
+                    self._cond.wait()
+                    continue
+                left = call[1] - time.monotonic()
+                if left > 0:
+                    self._cond.wait(left)
+                    continue
+                if self._call is call:
+                    self._expire(call[0])
+
+    def _expire(self, what: str) -> None:
+        log.error(
+            "transaction_call_stuck",
+            call=what,
+            action="exit 1: the open transaction commits nothing; a restarted worker aborts it and reads again",
+        )
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(1)
 
 
 class Checkpoint:
@@ -300,7 +360,10 @@ class ExactlyOnce(Checkpoint):
     def __init__(self, sink: Sink, metrics: PipelineMetrics, grace_seconds: float) -> None:
         super().__init__(sink, metrics, grace_seconds)
         self._open = False
-        self.sink.producer.init_transactions(max(grace_seconds, 30.0))
+        self.watchdog = TxnWatchdog(margin_s=max(5.0, grace_seconds))
+        timeout = max(grace_seconds, 30.0)
+        with self.watchdog.guard("init_transactions", timeout):
+            self.sink.producer.init_transactions(timeout)
 
     def begin_batch(self) -> None:
         if not self._open:
@@ -328,9 +391,10 @@ class ExactlyOnce(Checkpoint):
                 self._recover(KafkaError(KafkaError._INCONSISTENT, "unverified delivery"), offsets)
                 return
             if offsets:
-                self.sink.producer.send_offsets_to_transaction(
-                    offsets, self.consumer.consumer_group_metadata(), self.grace
-                )
+                with self.watchdog.guard("send_offsets_to_transaction", self.grace):
+                    self.sink.producer.send_offsets_to_transaction(
+                        offsets, self.consumer.consumer_group_metadata(), self.grace
+                    )
             self._commit_transaction()
             self._open = False
             if offsets:
@@ -349,7 +413,8 @@ class ExactlyOnce(Checkpoint):
     def _commit_transaction(self) -> None:
         for attempt in range(3):
             try:
-                self.sink.producer.commit_transaction(self.grace)
+                with self.watchdog.guard("commit_transaction", self.grace):
+                    self.sink.producer.commit_transaction(self.grace)
                 return
             except KafkaException as exc:
                 if exc.args[0].retriable() and attempt < 2:
@@ -363,7 +428,8 @@ class ExactlyOnce(Checkpoint):
         log.warning("transaction_aborted", error=str(err))
         for attempt in range(3):
             try:
-                self.sink.producer.abort_transaction(self.grace)
+                with self.watchdog.guard("abort_transaction", self.grace):
+                    self.sink.producer.abort_transaction(self.grace)
                 break
             except KafkaException as exc:
                 e = exc.args[0]
@@ -383,7 +449,8 @@ class ExactlyOnce(Checkpoint):
     def close(self) -> None:
         if self._open:
             try:
-                self.sink.producer.abort_transaction(self.grace)
+                with self.watchdog.guard("abort_transaction", self.grace):
+                    self.sink.producer.abort_transaction(self.grace)
             except KafkaException as exc:
                 log.warning("abort_on_close_failed", error=str(exc.args[0]))
             self._open = False
