@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SHARED ?= ../shared
 
-.PHONY: run test test-fast lint format schemas readme bench bench-smoke bench-gateway clean
+.PHONY: run test test-fast lint format schemas readme bench bench-smoke bench-gateway soak clean
 
 $(STAMP): pyproject.toml setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -63,6 +63,12 @@ bench-gateway: $(STAMP)
 ## make bench-smoke: the benchmark on a few hundred events (also in make test): that it runs, not how fast
 bench-smoke: $(STAMP)
 	$(BIN)/pytest -q -p no:cacheprovider tests/integration/test_bench_smoke.py
+
+## make soak: the overload soak (also in make test, 15 s of overload) with 120 s of overload: the worker
+## offered twice its rate; RSS, lag, conservation and latency recovery printed (SOAK lines)
+SOAK_SECONDS ?= 120
+soak: $(STAMP)
+	ACTIVITY_SOAK_OVERLOAD_S=$(SOAK_SECONDS) $(BIN)/pytest -q -s -p no:cacheprovider tests/integration/test_overload_soak.py
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build *.egg-info

@@ -12,6 +12,7 @@ from consumer.kafka_keys import PRODUCER_ONLY
 from consumer.telemetry.kafka_logs import routed
 
 RebalanceCb = Callable[[Consumer, list[TopicPartition]], None]
+PREFETCH_KBYTES = 16384  # the consumer's prefetch queue bound (librdkafka's default: 65536)
 
 
 def consumer_config(settings: Settings, **callbacks: Any) -> dict[str, Any]:
@@ -22,6 +23,10 @@ def consumer_config(settings: Settings, **callbacks: Any) -> dict[str, Any]:
         # The broker's long poll is part of an event's latency (Tansu answers only when it ends):
         # keep it near the batch wait. KAFKA_FETCH_WAIT_MAX_MS still overrides it.
         "fetch.wait.max.ms": min(100, max(5, settings.batch_max_wait_ms)),
+        # librdkafka prefetches up to 64 MB by default, held in this process while a backlog
+        # waits: that alone took the worker past its 150 MB bound under overload. 16 MB is over
+        # a second of input at the worker's top rate. KAFKA_QUEUED_MAX_MESSAGES_KBYTES overrides.
+        "queued.max.messages.kbytes": PREFETCH_KBYTES,
         **{k: v for k, v in settings.kafka.items() if k not in PRODUCER_ONLY},
         # Last, so nothing overrides them (Settings.validate refuses KAFKA_* attempts too).
         "bootstrap.servers": settings.bootstrap_servers,
