@@ -377,9 +377,9 @@ class ExactlyOnce(Checkpoint):
             return
         offsets = [TopicPartition(t, p, tk.next_offset) for (t, p), tk in batch.items()]
         try:
-            # commit_transaction() flushes anyway; flushing first lets an unverified
+            # commit_transaction() flushes anyway; draining first lets an unverified
             # acknowledgement abort the transaction instead of committing it.
-            self.sink.flush(self.grace)
+            self.sink.drain(self.grace)
             suspect = [f"{t}[{p}]" for (t, p), tk in batch.items() if tk.unverified]
             if suspect:
                 self._open = False

@@ -205,6 +205,15 @@ class Sink:
                     return served
         raise DeliveryFailed(f"fatal producer error: {self.fatal.str()}")
 
+    def drain(self, timeout: float) -> int:
+        """Serve delivery reports until none is owed or `timeout` passes; returns how many are
+        still in flight. Raises DeliveryFailed once the producer has failed for good (where
+        `flush()` after a fatal error was seen to raise SystemError from a delivery callback)."""
+        deadline = time.monotonic() + timeout
+        while (left := len(self.producer)) and (remaining := deadline - time.monotonic()) > 0:
+            self.poll(min(0.1, remaining))
+        return left
+
     def flush(self, timeout: float) -> int:
         """Wait for outstanding deliveries; returns how many are still in flight."""
         if self.fatal is not None:  # nothing queued can be delivered any more
