@@ -31,6 +31,7 @@ CONSUMER_ONLY: Final = frozenset(
         "max.partition.fetch.bytes",
         "queued.min.messages",
         "queued.max.messages.kbytes",
+        "fetch.queue.backoff.ms",
         "check.crcs",
     }
 )

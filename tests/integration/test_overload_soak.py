@@ -372,6 +372,7 @@ def test_overload_soak_memory_plateaus_lag_drains_nothing_lost_latency_recovers(
         "p99_recovery_ms": round(rec_p99),
         "p99_bound_ms": round(bound),
         "recovered_s_after_overload": None if since_overload is None else round(since_overload, 1),
+        "p99_ms_per_recovery_second": [round(_p99(seconds[sec])) for sec in sorted(seconds)],
         "tally": {k: v for k, v in asdict(t).items() if not k.endswith("_ids")},
         "final_drain_stuck_partitions": stuck,  # partition -> (committed, input end)
     }
