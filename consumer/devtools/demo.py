@@ -1,5 +1,5 @@
-"""`activity-consumer demo` (what `make run` runs): a local Tansu broker, a realistic stream
-built from the Voucherify corpus, and the worker with its metrics endpoint, until Ctrl-C."""
+"""`activity-consumer demo` (what `make run` runs): a local Tansu broker, the webhook gateway, a
+Voucherify stand-in that signs and POSTs corpus deliveries to it, and the worker, until Ctrl-C."""
 
 from __future__ import annotations
 
@@ -7,25 +7,25 @@ import gc
 import json
 import os
 import random
+import secrets
 import sys
 import threading
 import time
 import uuid
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Producer
-
-from consumer.config import Settings
-from consumer.contract import H_ACTIVITY_ID, H_ACTIVITY_TYPE
-from consumer.ingest.records import customer_key
-from consumer.pipeline.codec import AvroCodec
+from consumer.config import GatewaySettings, Settings
+from consumer.devtools.webhooks import GatewayThread, WebhookClient, compact, delivery
+from consumer.ingest.gateway import WEBHOOK_PATH
 from consumer.runtime.process import serve_worker
 from consumer.runtime.worker import Worker
-from consumer.telemetry.kafka_logs import routed
 
 INPUT_TOPIC = "customer-activity"
+DEMO_PROJECT = "proj_demo"
+SENDERS = 4  # Voucherify's concurrent senders: each waits for its answer, as a webhook does
 _REPO = Path(__file__).resolve().parents[2]
 
 
@@ -57,39 +57,58 @@ def fresh(template: dict[str, Any], rng: random.Random) -> dict[str, Any]:
     return event
 
 
-def stream(bootstrap: str, rate: float, stop: threading.Event, sent: list[int], unsent: list[int]) -> None:
-    """Produce the corpus mix at about `rate` events/s; 0.5% are undecodable on purpose."""
-    rng = random.Random(7)
+@dataclass
+class Posted:
+    """What the demo's Voucherify sent, by the gateway's answer."""
+
+    accepted: int = 0
+    refused: int = 0  # 401: the deliveries signed with a wrong secret on purpose
+    retried: int = 0  # 503 (or no answer): sent again, as Voucherify does
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, status: int) -> None:
+        with self.lock:
+            if 200 <= status < 300:
+                self.accepted += 1
+            elif status == 401:
+                self.refused += 1
+            else:
+                self.retried += 1
+
+
+def send(port: int, secret: str, rate: float, stop: threading.Event, posted: Posted, seed: int) -> None:
+    """Voucherify's side: the corpus mix as signed deliveries of both kinds at about `rate`/s.
+    0.5% carry a wrong signature on purpose; a 503 is sent again after its Retry-After."""
+    rng = random.Random(seed)
     corpus = load_corpus()
-    codec = AvroCodec()
-    keyed = [(e, customer_key(e)) for e in corpus]
-    producer = Producer(routed({"bootstrap.servers": bootstrap, "linger.ms": 20}))
+    client = WebhookClient(port, secret)
     interval = 1.0 / rate if rate > 0 else 0.0
     next_at = time.monotonic()
-    while not stop.is_set():
-        template, key = keyed[rng.randrange(len(keyed))]
-        event = fresh(template, rng)
-        headers = [(H_ACTIVITY_ID, event["id"].encode()), (H_ACTIVITY_TYPE, event["type"].encode())]
-        value = codec.encode_json(event) if rng.random() >= 0.005 else b"\x00garbage"
-        try:
-            producer.produce(INPUT_TOPIC, value, key, headers=headers)
-        except BufferError:
-            producer.poll(0.1)
-            continue
-        sent[0] += 1
-        producer.poll(0)
-        next_at += interval
-        delay = next_at - time.monotonic()
-        if delay > 0:
-            stop.wait(delay)
-    unsent[0] = producer.flush(5)
+    try:
+        while not stop.is_set():
+            event = fresh(corpus[rng.randrange(len(corpus))], rng)
+            kind = "webhook" if rng.random() < 0.5 else "distribution"
+            body = compact(delivery(event, kind, project=DEMO_PROJECT))
+            forged = "0" * 64 if rng.random() < 0.005 else None
+            status, retry_after = client.post(body, signature=forged)
+            while status not in (200, 401) and not stop.is_set():
+                posted.add(status)
+                stop.wait(min(retry_after or 1.0, 2.0))
+                status, retry_after = client.post(body)
+            posted.add(status)
+            next_at += interval
+            delay = next_at - time.monotonic()
+            if delay > 0:
+                stop.wait(delay)
+    finally:
+        client.close()
 
 
 def _total(registry: Any, name: str) -> float:
     return float(sum(float(s.value) for m in registry.collect() for s in m.samples if s.name == name))
 
 
-def summary(worker: Any, sent: list[int], started: float, stop: threading.Event) -> None:
+def summary(worker: Any, gateway: GatewayThread, posted: Posted, started: float, stop: threading.Event) -> None:
     reg = worker.registry
     last = (time.monotonic(), 0.0)
     while not stop.wait(2.0):
@@ -98,13 +117,29 @@ def summary(worker: Any, sent: list[int], started: float, stop: threading.Event)
         rate = (consumed - last[1]) / max(now - last[0], 1e-9)
         last = (now, consumed)
         line = (
-            f"[{now - started:6.0f}s] sent {sent[0]:>7}  consumed {consumed:>7.0f} ({rate:6.0f}/s)  "
+            f"[{now - started:6.0f}s] webhooks {posted.accepted:>7} acked, {posted.refused} bad signature, "
+            f"{posted.retried} retried; p99 ack {_ack_p99_ms(gateway):4.0f} ms | "
+            f"consumed {consumed:>7.0f} ({rate:6.0f}/s)  "
             f"dead-lettered {_total(reg, 'activity_consumer_dead_letters_total'):>4.0f}  "
             f"redemptions {_total(reg, 'voucherify_redemptions_total'):>5.0f}  "
             f"points {_total(reg, 'voucherify_loyalty_points_total'):>8.0f}  "
             f"notifications {_total(reg, 'voucherify_notifications_total'):>5.0f}"
         )
         print(line, file=sys.stderr, flush=True)
+
+
+def _ack_p99_ms(gateway: GatewayThread) -> float:
+    """The gateway's ack latency p99 from its histogram (the upper bound of the bucket it falls in)."""
+    buckets = [
+        (float(s.labels["le"]), s.value)
+        for m in gateway.server.registry.collect()
+        for s in m.samples
+        if s.name == "activity_gateway_ack_seconds_bucket"
+    ]
+    total = max((v for _, v in buckets), default=0.0)
+    if not total:
+        return 0.0
+    return 1000 * next((le for le, v in sorted(buckets) if v >= 0.99 * total), 0.0)
 
 
 def run_demo(metrics_port: int = 9400, rate: float = 200.0, duration: float | None = None) -> int:
@@ -126,16 +161,33 @@ def _stream_and_work(bootstrap: str, metrics_port: int, rate: float, duration: f
         metrics_port=metrics_port,
         kafka={"session.timeout.ms": "6000", "heartbeat.interval.ms": "500"},
     ).validate()
+    secret = secrets.token_hex(16)
+    gateway = GatewayThread(
+        GatewaySettings(
+            bootstrap_servers=bootstrap, topic=INPUT_TOPIC, host="127.0.0.1", port=0, webhook_secrets=(secret,)
+        ).validate()
+    ).start()
+    gateway.wait_ready()
     worker = Worker(settings)
     stop = threading.Event()
-    sent, unsent = [0], [0]
+    posted = Posted()
+    left = [0]
 
     def feed() -> None:
-        # A signal (or --duration) stops the generator first; once its producer has flushed,
-        # the worker stops, and the broker (in its own session: Ctrl-C never reaches it) last.
+        # A signal (or --duration) stops the senders first; then the gateway answers what is in
+        # flight and flushes, the worker stops, and the broker (in its own session: Ctrl-C never
+        # reaches it) last.
+        senders = [
+            threading.Thread(target=send, args=(gateway.port, secret, rate / SENDERS, stop, posted, i), daemon=True)
+            for i in range(SENDERS)
+        ]
         try:
-            stream(bootstrap, rate, stop, sent, unsent)
+            for t in senders:
+                t.start()
+            for t in senders:
+                t.join()
         finally:
+            left[0] = gateway.stop()
             worker.stop()
 
     timer = threading.Timer(duration, stop.set) if duration else None
@@ -143,18 +195,26 @@ def _stream_and_work(bootstrap: str, metrics_port: int, rate: float, duration: f
         timer.start()
     threads = [
         threading.Thread(target=feed, daemon=True),
-        threading.Thread(target=summary, args=(worker, sent, time.monotonic(), stop), daemon=True),
+        threading.Thread(target=summary, args=(worker, gateway, posted, time.monotonic(), stop), daemon=True),
     ]
     for t in threads:
         t.start()
     where = f"http://127.0.0.1:{metrics_port}/metrics" if metrics_port else "off"
-    print(f"broker {bootstrap}; topic {INPUT_TOPIC}; metrics {where}; Ctrl-C to stop", file=sys.stderr, flush=True)
+    print(
+        f"broker {bootstrap}; webhooks http://127.0.0.1:{gateway.port}{WEBHOOK_PATH} -> topic {INPUT_TOPIC}; "
+        f"metrics {where} (gateway: http://127.0.0.1:{gateway.port}/metrics); Ctrl-C to stop",
+        file=sys.stderr,
+        flush=True,
+    )
     code = serve_worker(worker, on_signal=stop.set)
     stop.set()
     if timer is not None:
         timer.cancel()
     for t in threads:
-        t.join(timeout=10)
-    left = unsent[0] + worker.unflushed
-    print(f"stopped: {worker.processed} events processed, {left} records left in producer queues", file=sys.stderr)
+        t.join(timeout=30)
+    print(
+        f"stopped: {worker.processed} events processed, {left[0] + worker.unflushed} records left in producer "
+        f"queues; {posted.accepted} webhooks acknowledged",
+        file=sys.stderr,
+    )
     return code

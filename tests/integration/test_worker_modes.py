@@ -1,29 +1,24 @@
-"""Pattern subscription, handler failures, graceful shutdown and the demo, on a real broker."""
+"""Pattern subscription, handler failures and graceful shutdown, on a real broker (the demo: test_demo_signals)."""
 
 from __future__ import annotations
 
 import re
 import signal
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
 import uuid
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from consumer.config import Settings
 from consumer.contract import H_ACTIVITY_ID, H_ACTIVITY_TYPE, H_DLQ_ERROR_CLASS, H_DLQ_REASON
-from consumer.devtools.embedded_broker import create_topics, free_tcp_port
+from consumer.devtools.embedded_broker import create_topics
 from consumer.model import Activity, Result
 from consumer.pipeline.router import Router
 from consumer.runtime.worker import Worker
 from tests.integration.worker_support import (
-    REPO,
     TANSU_GROUP,
     activity_ids,
     expected_results,
@@ -139,52 +134,3 @@ def test_sigterm_drains_commits_and_exits_zero_so_a_restart_repeats_nothing(
     assert second.wait(timeout=120) == 0
     seen = Counter(activity_ids(read_all(kafka_bootstrap, output_topics(kafka_bootstrap, new_topic))))
     assert seen == Counter(expected_results(stream))  # nothing lost, nothing twice
-
-
-def _get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as r:
-            return r.status, r.read().decode()
-    except OSError as exc:
-        return getattr(exc, "code", 0), ""
-
-
-def test_demo_streams_the_corpus_through_the_worker_and_stops_cleanly(tmp_path: Path) -> None:
-    port = free_tcp_port()
-    out = tmp_path / "demo.out"
-    with open(out, "wb") as f:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "consumer.cli", "demo", "--metrics-port", str(port), "--rate", "300"],
-            cwd=REPO,
-            stdout=f,
-            stderr=subprocess.STDOUT,
-        )
-    consumed = 0.0
-    deadline = time.monotonic() + 60
-    metrics: dict[str, Any] = {}
-    redeemed = re.compile(r'^voucherify_redemptions_total\{[^}]*result="succeeded"[^}]*\} [1-9]', re.M)
-    # Business metrics count committed work: wait for a commit that carried a redemption too.
-    while time.monotonic() < deadline and not (consumed >= 500 and redeemed.search(metrics.get("text", ""))):
-        status, text = _get(f"http://127.0.0.1:{port}/metrics")
-        if status == 200:
-            consumed = sum(
-                float(line.rsplit(" ", 1)[1])
-                for line in text.splitlines()
-                if line.startswith("activity_consumer_events_consumed_total{")
-            )
-            metrics["text"] = text
-        time.sleep(0.5)
-    proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
-    sent_at = time.monotonic()
-    code = proc.wait(timeout=30)
-    took = time.monotonic() - sent_at
-    output = out.read_text()
-    assert code == 0, output[-2000:]
-    assert took < 5.0, f"Ctrl-C took {took:.1f}s to stop the demo"
-    assert consumed >= 500, output[-2000:]
-    text = metrics["text"]
-    assert redeemed.search(text), text[-2000:]
-    # Every client closed before the broker: no raw librdkafka lines, nothing left queued.
-    assert not re.search(r"%\d\|", output), output[-2000:]
-    assert "still in queue" not in output
-    assert re.search(r"stopped: \d+ events processed, 0 records left in producer queues", output), output[-500:]
