@@ -585,7 +585,9 @@ class BackfillSettings:
     bootstrap_servers: str = shared("bootstrap_servers")
     topic: str | None = setting(
         None,
-        Spec("ACTIVITY_BACKFILL_TOPIC", "input topic the activities are produced to", check=lambda t: _topic_names((t,))),
+        Spec(
+            "ACTIVITY_BACKFILL_TOPIC", "input topic the activities are produced to", check=lambda t: _topic_names((t,))
+        ),
     )
     api_url: str = setting(
         "https://api.voucherify.io",
@@ -653,9 +655,12 @@ class BackfillSettings:
         if not self.topic:
             problems.append("--topic (ACTIVITY_BACKFILL_TOPIC) is required")
         window = (self.since, self.until)
-        if all(window) and not any(_iso_problem(str(w)) for w in window):
-            if iso_instant(str(self.since)) >= iso_instant(str(self.until)):
-                problems.append(f"--since {self.since!r} is not before --until {self.until!r}")
+        if (
+            all(window)
+            and not any(_iso_problem(str(w)) for w in window)
+            and iso_instant(str(self.since)) >= iso_instant(str(self.until))
+        ):
+            problems.append(f"--since {self.since!r} is not before --until {self.until!r}")
         if problems:
             raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(problems))
         return self

@@ -99,6 +99,9 @@ class Checkpoint:
         self.consumer: Consumer | None = None
         self._batch: dict[TP, Ticket] = {}
         self.on_committed: Callable[[Ticket], None] = lambda _t: None
+        # A partition sought back to re-process (partition, offset): a registry hold further on
+        # must not seek past it again (the gate lowers its hold to here).
+        self.on_rewound: Callable[[TP, int], None] = lambda _k, _o: None
         self.batch_size = 500
 
     def attach(self, consumer: Consumer) -> None:
@@ -261,6 +264,7 @@ class AtLeastOnce(Checkpoint):
         except KafkaException as exc:
             self.failed = True  # exit 1 without committing past it: the restart reads it again
             raise DeliveryFailed(f"{key[0]}[{key[1]}]: unverified delivery; seek to {start} failed: {exc}") from None
+        self.on_rewound(key, start)
         log.warning(
             "delivery_unverified",
             topic=key[0],
@@ -445,6 +449,7 @@ class ExactlyOnce(Checkpoint):
         for tp in self.consumer.committed(partitions, timeout=self.grace):
             offset = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
             self.consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
+            self.on_rewound((tp.topic, tp.partition), offset)
 
     def close(self) -> None:
         if self._open:

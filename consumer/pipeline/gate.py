@@ -84,6 +84,13 @@ class GatePolicy:
         """The registry answers again: the next outage starts from the first delay."""
         self._failures = 0
 
+    def rewound(self, partition: TP, offset: int) -> None:
+        """The checkpoint sought `partition` back to `offset` (an aborted transaction, an
+        unverified delivery): a hold past it must read again from there, not skip the gap."""
+        held = self.holds.get(partition)
+        if held is not None and offset < held:
+            self.holds[partition] = offset
+
     def release(self, partitions: Iterable[TP]) -> None:
         """Partitions this member no longer owns."""
         for key in partitions:

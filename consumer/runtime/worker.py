@@ -90,6 +90,7 @@ class Worker:
         )
         self.checkpoint.attach(self.source.consumer)
         self.gate = Gate(self.source, self.codec, self.metrics, self.health, policy)
+        self.checkpoint.on_rewound = policy.rewound
         self._debug = settings.log_level == "debug"
         self.processed = 0  # events handled, re-reads included (the metrics count committed work)
         self.unflushed = 0  # records still in the producer's queue after shutdown

@@ -40,6 +40,20 @@ def test_a_hold_pauses_the_partition_until_its_retry_is_due_then_reads_from_the_
     assert gate.paused == {} and gate.holds == {} and not gate.busy
 
 
+def test_a_rewind_below_a_hold_lowers_it_so_the_retry_never_skips_the_rewound_events() -> None:
+    """The checkpoint sought A back to 40 (an aborted transaction, an unverified delivery) while A
+    was held at 100: the retry reads from 40, not 100, or 40..99 would be committed unread."""
+    gate = policy()
+    gate.hold(A, 100, now=0.0)
+    gate.hold(B, 7, now=0.0)
+    gate.rewound(A, 40)
+    gate.rewound(B, 9)  # above the hold: the hold's own event comes first
+    gate.rewound(C, 3)  # not held: nothing to change
+    due = gate.plan(set(), now=1.0)
+    assert sorted(due.seek) == [(A, 40), (B, 7)]
+    assert C not in gate.holds
+
+
 def test_holds_of_one_outage_share_one_retry_time() -> None:
     gate = policy()
     gate.hold(A, 1, now=0.0)
