@@ -57,7 +57,8 @@ class NoopPipelineMetrics:
         for name in vars(like):
             setattr(self, name, _Noop())
 
-    def observe_stats(self, _stats_json: str) -> None: ...
+    def observe_stats(self, _stats_json: str) -> dict[str, Any]:
+        return {}
 
     def forget_partition(self, _topic: str, _partition: int) -> None: ...
 

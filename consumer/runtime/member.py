@@ -73,6 +73,14 @@ class Member:
             self.metrics.forget_partition(p.topic, p.partition)
         self.health.assigned = len(self.assigned)
 
+    def on_stats(self, stats_json: str) -> None:
+        """librdkafka's statistics (every few seconds): lag, and whether a broker is up again. An
+        idle worker sees no message that would tell it the outage ended; readiness must not wait."""
+        stats = self.metrics.observe_stats(stats_json)
+        brokers = [b for b in stats.get("brokers", {}).values() if b.get("nodeid", -1) >= 0]
+        if brokers:
+            self.health.connected = any(b.get("state") == "UP" for b in brokers)
+
     def on_error(self, err: KafkaError) -> None:
         if err.code() == KafkaError._ALL_BROKERS_DOWN:
             self.health.connected = False

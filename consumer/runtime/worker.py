@@ -84,7 +84,7 @@ class Worker:
             on_assign=m.on_assign,
             on_revoke=m.on_revoke,
             on_lost=m.on_lost,
-            stats_cb=self.metrics.observe_stats,
+            stats_cb=self.member.on_stats,
             error_cb=m.on_error,
             on_commit=self.checkpoint.on_commit,
         )

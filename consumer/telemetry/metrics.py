@@ -126,8 +126,8 @@ class PipelineMetrics:
             with contextlib.suppress(KeyError):
                 self.lag.remove(topic, str(partition))
 
-    def observe_stats(self, stats_json: str) -> None:
-        """librdkafka `stats_cb` payload -> per-partition consumer lag."""
+    def observe_stats(self, stats_json: str) -> dict[str, Any]:
+        """librdkafka `stats_cb` payload -> per-partition consumer lag; returns the parsed stats."""
         stats: dict[str, Any] = json.loads(stats_json)
         for topic, tstats in stats.get("topics", {}).items():
             for part, pstats in tstats.get("partitions", {}).items():
@@ -136,6 +136,7 @@ class PipelineMetrics:
                 lag = pstats.get("consumer_lag", -1)
                 if lag >= 0 and pstats.get("fetch_state") not in ("none", "stopped"):
                     self.lag.labels(topic, part).set(lag)
+        return stats
 
 
 def new_registry() -> CollectorRegistry:

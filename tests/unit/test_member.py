@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, cast
 
 from confluent_kafka import KafkaError, TopicPartition
@@ -79,3 +80,24 @@ def test_refused_credentials_stop_the_worker_once_and_brokers_down_mark_it_disco
     m.on_error(KafkaError(KafkaError._AUTHENTICATION, "SASL authentication error"))
     assert m.fatal is not None and m.fatal.startswith("authentication failed: SASL authentication error")
     assert stops == [1]
+
+
+def test_statistics_bring_readiness_back_once_a_broker_is_up_even_with_no_message_flowing() -> None:
+    """After an outage an idle worker reads nothing that would say the broker is back: the
+    statistics do (`/readyz` answers 200 again without waiting for traffic)."""
+    m, _, _, health, registry, _ = member()
+
+    def stats(*states: str) -> str:
+        brokers = {f"b{i}": {"nodeid": i, "state": s} for i, s in enumerate(states)}
+        brokers["GroupCoordinator"] = {"nodeid": -1, "state": "UP"}  # logical: not a sign of a broker
+        return json.dumps({"brokers": brokers, "topics": {"t": {"partitions": {"0": {"consumer_lag": 7}}}}})
+
+    m.on_error(KafkaError(KafkaError._ALL_BROKERS_DOWN))
+    assert not health.connected
+    m.on_stats(stats("DOWN", "CONNECT"))
+    assert not health.connected
+    m.on_stats(stats("DOWN", "UP"))
+    assert health.connected
+    assert registry.get_sample_value("activity_consumer_lag_messages", {"topic": "t", "partition": "0"}) == 7
+    m.on_stats(stats("DOWN", "TRY_CONNECT"))
+    assert not health.connected
