@@ -33,6 +33,7 @@ from pathlib import Path
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
 from bench.stream import Event, build_stream
+from consumer.config import Settings
 from consumer.contract import H_ACTIVITY_ID, H_ACTIVITY_TYPE, STREAMS
 from consumer.devtools.embedded_broker import EmbeddedBroker, create_topics
 from consumer.kafka_io import produce_waiting
@@ -144,7 +145,9 @@ def read_all(bootstrap: str, topics: list[str], partitions: int) -> dict[str, fl
 
 def _start(who: str, bootstrap: str, topic: str, flags: list[str], metrics_port: int = 0) -> subprocess.Popen[str]:
     if who == "floor":
-        wait = flags[flags.index("--batch-max-wait-ms") + 1] if "--batch-max-wait-ms" in flags else "25"
+        # The worker's batch wait (its fetch wait follows it): the floor waits as long.
+        default = str(Settings().batch_max_wait_ms)
+        wait = flags[flags.index("--batch-max-wait-ms") + 1] if "--batch-max-wait-ms" in flags else default
         cmd = [sys.executable, "-m", "bench.floor", "--bootstrap", bootstrap, "--topic", topic, "--wait-ms", wait]
         cmd += ["--idle", str(IDLE_S)]
     else:
