@@ -33,22 +33,24 @@ TP = tuple[str, int]
 COMMIT_ANSWER_TIMEOUT_S = 30.0
 
 
-class TxnWatchdog:
-    """Ends the process (exit 1, one log line) when a transactional call outlives its own timeout.
+class CallWatchdog:
+    """Ends the process (exit 1, one log line) when a blocking librdkafka call outlives its timeout.
 
-    After a broker restart, librdkafka 2.16's `send_offsets_to_transaction(..., timeout)` was
+    Transactions: after a broker restart, librdkafka 2.16's `send_offsets_to_transaction(..., timeout)` was
     seen blocking for minutes (in `rd_kafka_txn_op_req0`, a condition wait without a deadline),
     so the worker neither progressed nor exited. Nothing can interrupt that C call; exiting is
     safe: the open transaction commits nothing, the next instance's `init_transactions` aborts
-    it, and the restarted worker reads from the last committed offsets. One daemon thread; a
-    call costs two lock round trips.
+    it, and the restarted worker reads from the last committed offsets. A synchronous offset
+    commit (revoke, shutdown) waits for a coordinator with no deadline when the broker is gone, and
+    no signal can stop the worker then: exiting leaves the offsets where they are, so the next
+    owner reads what was not committed again. One daemon thread; a call costs two lock round trips.
     """
 
     def __init__(self, margin_s: float) -> None:
         self.margin = margin_s
         self._cond = threading.Condition()
         self._call: tuple[str, float] | None = None  # (what, deadline); a new tuple per call
-        threading.Thread(target=self._watch, name="txn-watchdog", daemon=True).start()
+        threading.Thread(target=self._watch, name="call-watchdog", daemon=True).start()
 
     @contextlib.contextmanager
     def guard(self, what: str, timeout_s: float) -> Iterator[None]:
@@ -79,9 +81,9 @@ class TxnWatchdog:
 
     def _expire(self, what: str) -> None:
         log.error(
-            "transaction_call_stuck",
+            "kafka_call_stuck",
             call=what,
-            action="exit 1: the open transaction commits nothing; a restarted worker aborts it and reads again",
+            action="exit 1: nothing uncommitted is lost; a restarted worker reads it again",
         )
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):
@@ -98,6 +100,7 @@ class Checkpoint:
         self.grace = grace_seconds
         self.consumer: Consumer | None = None
         self._batch: dict[TP, Ticket] = {}
+        self.watchdog = CallWatchdog(margin_s=max(5.0, grace_seconds))
         self.on_committed: Callable[[Ticket], None] = lambda _t: None
         # A partition sought back to re-process (partition, offset): a registry hold further on
         # must not seek past it again (the gate lowers its hold to here).
@@ -211,8 +214,11 @@ class AtLeastOnce(Checkpoint):
         flight at a time; the next carries every offset delivered meanwhile."""
         self._advance(None)
         sent = self._commit_sent_at
-        if sent is not None and time.monotonic() - sent < COMMIT_ANSWER_TIMEOUT_S:
-            return
+        if sent is not None:
+            if time.monotonic() - sent < COMMIT_ANSWER_TIMEOUT_S:
+                return
+            # The answer never came: what it carried is sent again, not only what is newer.
+            self._sent.update(self._last)
         self._commit_sent_at = None
         self._commit(None, asynchronous=True)
 
@@ -291,7 +297,8 @@ class AtLeastOnce(Checkpoint):
                 self.consumer.commit(offsets=offsets, asynchronous=True)
                 self._commit_sent_at = time.monotonic()
                 return
-            self.consumer.commit(offsets=offsets, asynchronous=False)
+            with self.watchdog.guard("commit", self.grace):
+                self.consumer.commit(offsets=offsets, asynchronous=False)
         except KafkaException as exc:
             self._commit_failed(offsets, exc.args[0])
             return
@@ -364,7 +371,6 @@ class ExactlyOnce(Checkpoint):
     def __init__(self, sink: Sink, metrics: PipelineMetrics, grace_seconds: float) -> None:
         super().__init__(sink, metrics, grace_seconds)
         self._open = False
-        self.watchdog = TxnWatchdog(margin_s=max(5.0, grace_seconds))
         timeout = max(grace_seconds, 30.0)
         with self.watchdog.guard("init_transactions", timeout):
             self.sink.producer.init_transactions(timeout)
