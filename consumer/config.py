@@ -485,6 +485,15 @@ class GatewaySettings:
             "ACTIVITY_INGEST_MAX_BODY_BYTES", "largest body accepted (413 above)", int, check=_between(1024, 64 << 20)
         ),
     )
+    max_in_flight: int = setting(
+        1000,
+        Spec(
+            "ACTIVITY_INGEST_MAX_IN_FLIGHT",
+            "webhook requests handled at once; beyond, 503 + Retry-After before the body is read (bounds memory)",
+            int,
+            check=_between(1, 100_000),
+        ),
+    )
     dedupe_window: int = setting(
         100_000,
         Spec(

@@ -55,6 +55,7 @@ class Gateway:
         self.registry = registry
         self.verifier = Verifier(settings.secrets(), settings.project_secret_map())
         self.stopping = False
+        self._in_flight = 0  # requests being handled (one event loop: a plain int)
         # Single-object framing needs nothing remote; Confluent framing needs the id once.
         self._framing_known = codec.confluent is None
 
@@ -83,6 +84,10 @@ class Gateway:
     async def _guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         probe = request.path in ("/metrics", "/healthz", "/readyz")
         if not probe:
+            if self._in_flight >= self.settings.max_in_flight:
+                # Overload: refuse before reading the body, so memory stays bounded; Voucherify retries.
+                return self._answer("overloaded", 503, "too many requests in flight")
+            self._in_flight += 1
             self.metrics.in_flight.inc()
         try:
             return await handler(request)
@@ -101,6 +106,7 @@ class Gateway:
             return self._answer("unavailable", 503, "internal error")
         finally:
             if not probe:
+                self._in_flight -= 1
                 self.metrics.in_flight.dec()
 
     # -- the webhook -----------------------------------------------------------------------------

@@ -20,6 +20,7 @@ OUTCOMES: Final = (
     "not_found",
     "unavailable",
     "timeout",
+    "overloaded",
 )
 ACK_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 8, 10)
 

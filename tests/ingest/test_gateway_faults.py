@@ -93,3 +93,35 @@ def test_no_broker_at_start_is_not_ready_and_answers_503() -> None:
         answer = post(gw.port, body_of(_doc(), pretty=False))
         assert (answer.status, answer.body["status"]) == (503, "unavailable") and "Retry-After" in answer.headers
         assert gw.metric("activity_gateway_requests_total", {"outcome": "unavailable", "status": "503"}) == 1
+
+
+def test_beyond_its_in_flight_bound_the_gateway_answers_503_before_reading_the_body(cluster: MockCluster) -> None:
+    """Overload: slow acks hold two requests; a third is refused at once (nothing produced for
+    it), and once the two are answered the gateway takes deliveries again."""
+    topic = f"gw-busy.{uuid.uuid4().hex[:8]}"
+    cluster.create_topic(topic, 1)
+    config = settings(cluster.bootstraps, topic, ack_timeout_seconds=8.0, max_in_flight=2)
+    with running_gateway(config) as gw:
+        cluster.broker_set_rtt(1, 1500)
+        held = [_doc(), _doc()]
+        answers: list[Any] = []
+        posters = [
+            threading.Thread(target=lambda d=d: answers.append(post(gw.port, body_of(d, pretty=False)))) for d in held
+        ]
+        for t in posters:
+            t.start()
+        _wait(lambda: gw.metric("activity_gateway_in_flight_requests") == 2)
+        refused_doc = _doc()
+        started = time.monotonic()
+        refused = post(gw.port, body_of(refused_doc, pretty=False))
+        assert (refused.status, refused.body["status"]) == (503, "overloaded") and "Retry-After" in refused.headers
+        assert time.monotonic() - started < 1.0
+        assert get(gw.port, "/readyz")[0] == 200  # probes are never refused
+        cluster.broker_set_rtt(1, 0)
+        for t in posters:
+            t.join(timeout=30)
+        assert sorted(a.status for a in answers) == [200, 200]
+        later = post(gw.port, body_of(refused_doc, pretty=False))  # Voucherify's retry
+        assert later.status == 200
+    ids = sorted(r.headers[H_ACTIVITY_ID].decode() for r in read_all(cluster.bootstraps, [topic]))
+    assert ids == sorted(d["event"]["id"] for d in [*held, refused_doc])
