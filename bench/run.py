@@ -8,7 +8,10 @@ one at a time, so that its CPU seconds and peak RSS are its own. After them:
 - latency (bench/latency.py): the worker against the floor, a minimal forwarder, each at 10, 50
   and 80% of the worker's maximum, results read only after each run (`--sweep`: one knob at a time);
 - `activity-consumer run --processes 1` and `2` on the input topic, from the outside (committed
-  offsets, /proc), the way it is deployed.
+  offsets, /proc), the way it is deployed;
+- the webhook gateway (bench/gateway.py, on a broker of its own): acknowledged deliveries/s,
+  request p50/p99 at half that rate, CPU per 1k and peak RSS, against the same aiohttp server
+  answering 200 without producing.
 Quix Streams rows run where `quixstreams` imports: this interpreter, else `.venv-bench`
 (Quix pins confluent-kafka < 2.13, so `make bench` builds that venv and runs everything from it).
 """
@@ -270,6 +273,15 @@ def main(argv: list[str] | None = None) -> int:
                 skipped.append(f"processes-{k} ({exc})")
                 continue
             print(f"processes-{k}: {rows[f'processes-{k}'].rate:,.0f} events/s", file=sys.stderr, flush=True)
+
+    # The webhook gateway's rows (bench/gateway.py starts its own broker: it loads that one alone).
+    deliveries, lat_s = ("300", "1") if a.smoke else ("20000", "5")
+    cmd = [python, "-m", "bench.gateway", "--deliveries", deliveries, "--latency-seconds", lat_s]
+    gw = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout, check=False)
+    if gw.returncode == 0:
+        extra.append("Webhook gateway (bench/gateway.py):\n\n" + gw.stdout.strip())
+    else:
+        skipped.append(f"gateway (exit {gw.returncode}: {(gw.stdout + gw.stderr)[-1500:]})")
 
     w = f"worker-alo-{default_engine}"
     extra += [

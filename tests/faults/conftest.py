@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.faults.mock_cluster import MockCluster
+from tests.faults.worker_harness import create_topics, patch_worker_for_mock, stop_all, unique
 
 
 @pytest.fixture
@@ -24,3 +25,16 @@ def mock_cluster(request: pytest.FixtureRequest) -> Iterator[MockCluster]:
         yield cluster
     finally:
         cluster.destroy()
+
+
+@pytest.fixture
+def names(
+    mock_cluster: MockCluster, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> Iterator[tuple[str, str]]:
+    """A fresh input topic (with all its outputs; the test module's `PARTITIONS`, else 1) and
+    group on the mock cluster; workers the test started are stopped before the cluster goes."""
+    patch_worker_for_mock(monkeypatch)
+    topic, group = unique("activities"), unique("group")
+    create_topics(mock_cluster, topic, getattr(request.module, "PARTITIONS", 1), group)
+    yield topic, group
+    stop_all()

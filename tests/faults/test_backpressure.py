@@ -7,7 +7,6 @@ consumer's own position, then proven by a crash."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 from confluent_kafka import TopicPartition
@@ -18,16 +17,12 @@ from tests.faults.worker_harness import (
     OUTPUT_LEADER,
     actual_records,
     committed,
-    create_topics,
     end_offsets,
     expected_records,
     missing,
-    patch_worker_for_mock,
     read_outputs,
     settings,
     start,
-    stop_all,
-    unique,
     wait_committed,
 )
 from tests.integration.worker_support import make_stream, produce
@@ -42,15 +37,6 @@ OUTAGE_S = 10.0
 def total(registry: CollectorRegistry, sample: str) -> float:
     """A counter summed over its labels."""
     return sum(s.value for m in registry.collect() for s in m.samples if s.name == sample)
-
-
-@pytest.fixture
-def names(mock_cluster: MockCluster, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, str]]:
-    patch_worker_for_mock(monkeypatch)
-    topic, group = unique("activities"), unique("group")
-    create_topics(mock_cluster, topic, PARTITIONS, group)
-    yield topic, group
-    stop_all()
 
 
 @pytest.mark.parametrize("batches", [1, 2])

@@ -5,7 +5,6 @@ committed transactions carried, never the aborted ones; only the attempt counter
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 
 import pytest
 from confluent_kafka import KafkaError
@@ -21,26 +20,14 @@ from tests.faults.mock_cluster import ApiKey, MockCluster
 from tests.faults.worker_harness import (
     COORDINATOR,
     TxnSpy,
-    create_topics,
-    patch_worker_for_mock,
     settings,
     start,
-    stop_all,
     unique,
 )
 from tests.integration.worker_support import make_stream, produce
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(90)]
 PARTITIONS = 2
-
-
-@pytest.fixture
-def names(mock_cluster: MockCluster, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, str]]:
-    patch_worker_for_mock(monkeypatch)
-    topic, group = unique("activities"), unique("group")
-    create_topics(mock_cluster, topic, PARTITIONS, group)
-    yield topic, group
-    stop_all()
 
 
 def samples(registry: CollectorRegistry, prefix: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -19,7 +19,6 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -37,11 +36,9 @@ from tests.faults.worker_harness import (
     end_offsets,
     expected_records,
     input_records,
-    patch_worker_for_mock,
     read_outputs,
     settings,
     start,
-    stop_all,
     undelivered_below,
     unique,
     wait_committed,
@@ -55,15 +52,6 @@ pytestmark = [pytest.mark.faults, pytest.mark.timeout(150)]
 
 PARTITIONS = 2
 GUARANTEE = "at-least-once"
-
-
-@pytest.fixture
-def names(mock_cluster: MockCluster, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, str]]:
-    patch_worker_for_mock(monkeypatch)
-    topic, group = unique("activities"), unique("group")
-    create_topics(mock_cluster, topic, PARTITIONS, group)
-    yield topic, group
-    stop_all()
 
 
 def _finish_and_check(

@@ -9,8 +9,6 @@ worker must not commit past those events, and in the end every result is downstr
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from confluent_kafka import KafkaError
 
@@ -20,29 +18,17 @@ from tests.faults.worker_harness import (
     OUTPUT_LEADER,
     actual_records,
     committed,
-    create_topics,
     end_offsets,
     expected_records,
     missing,
-    patch_worker_for_mock,
     read_outputs,
     settings,
     start,
-    stop_all,
     unique,
 )
 from tests.integration.worker_support import make_stream, produce
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(90)]
-
-
-@pytest.fixture
-def names(mock_cluster: MockCluster, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, str]]:
-    patch_worker_for_mock(monkeypatch)
-    topic, group = unique("activities"), unique("group")
-    create_topics(mock_cluster, topic, 1, group)
-    yield topic, group
-    stop_all()
 
 
 @pytest.mark.parametrize("guarantee", ["at-least-once", "exactly-once"])

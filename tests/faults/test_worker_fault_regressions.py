@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
 
 import pytest
 from confluent_kafka import KafkaError
@@ -25,26 +24,15 @@ from tests.faults.worker_harness import (
     end_offsets,
     expected_records,
     missing,
-    patch_worker_for_mock,
     read_outputs,
     settings,
     start,
-    stop_all,
     unique,
     wait_committed,
 )
 from tests.integration.worker_support import REPO, make_stream, produce
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(60)]
-
-
-@pytest.fixture
-def names(mock_cluster: MockCluster, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, str]]:
-    patch_worker_for_mock(monkeypatch)
-    topic, group = unique("activities"), unique("group")
-    create_topics(mock_cluster, topic, 1, group)
-    yield topic, group
-    stop_all()
 
 
 # Runs a real worker in a child process with only CreateTopics stubbed out (the mock does not serve

@@ -8,7 +8,6 @@ dead-letter partition on broker 1, group and transaction coordinators on broker 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 from confluent_kafka import KafkaError
@@ -23,16 +22,13 @@ from tests.faults.worker_harness import (
     TxnSpy,
     actual_records,
     committed,
-    create_topics,
     end_offsets,
     expected_records,
     input_records,
     missing,
-    patch_worker_for_mock,
     read_outputs,
     settings,
     start,
-    stop_all,
     undelivered_below,
     unique,
     wait_committed,
@@ -45,17 +41,6 @@ pytestmark = [pytest.mark.faults, pytest.mark.timeout(90)]
 PARTITIONS = 2
 COMMITS = "activity_consumer_commits_total"
 COMMIT_FAILURES = "activity_consumer_commit_failures_total"
-
-
-@pytest.fixture
-def names(mock_cluster: MockCluster, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, str]]:
-    """A fresh input topic (with all its outputs) and group on the mock cluster; workers the test
-    started are stopped before the cluster goes."""
-    patch_worker_for_mock(monkeypatch)
-    topic, group = unique("activities"), unique("group")
-    create_topics(mock_cluster, topic, PARTITIONS, group)
-    yield topic, group
-    stop_all()
 
 
 def test_output_leader_outage_mid_stream_loses_nothing_and_commits_nothing_undelivered(

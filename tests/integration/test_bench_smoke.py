@@ -5,6 +5,7 @@ rows need quixstreams, here or in .venv-bench), not any speed."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -48,3 +49,7 @@ def test_bench_smoke_prints_every_row_it_can_run(tmp_path: Path) -> None:
         assert run["timed"] == run["events"] > 0 and 0 < run["p50"] <= run["p99"], run
     assert "Latency target at" in "\n".join(figures["notes"]), figures["notes"]
     assert any(note.startswith("Ratios") for note in figures["notes"])
+    gateway = next((n for n in figures["notes"] if n.startswith("Webhook gateway")), None)
+    assert gateway is not None, figures["skipped"]
+    assert "gateway, acknowledged (closed loop)" in gateway and "baseline: same aiohttp server" in gateway
+    assert re.search(r"acknowledged (\d+) == on the topic \1: True", gateway), gateway
