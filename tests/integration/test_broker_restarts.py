@@ -34,6 +34,7 @@ import pytest
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from consumer.config import Settings
+from consumer.contract import H_ACTIVITY_ID
 from consumer.devtools.embedded_broker import EmbeddedBroker, create_topics, free_tcp_port
 from consumer.pipeline.tickets import DeliveryAudit
 from consumer.telemetry.kafka_logs import routed
@@ -128,7 +129,7 @@ class Probe:
                     self.topic,
                     value,
                     key,
-                    headers=[("activity-id", activity_id.encode())],
+                    headers=[(H_ACTIVITY_ID, activity_id.encode())],
                     on_delivery=self._report(activity_id),
                 )
                 break
@@ -167,7 +168,7 @@ class Probe:
 
 
 def _ids(records: list[Record]) -> set[str]:
-    return {r.headers["activity-id"].decode() for r in records if "activity-id" in r.headers}
+    return {r.headers[H_ACTIVITY_ID].decode() for r in records if H_ACTIVITY_ID in r.headers}
 
 
 @dataclass
