@@ -17,11 +17,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from confluent_kafka import Producer
+
 from consumer.config import GatewaySettings, Settings
 from consumer.devtools.webhooks import GatewayThread, WebhookClient, compact, delivery
 from consumer.ingest.gateway import WEBHOOK_PATH
+from consumer.ingest.records import customer_key
+from consumer.kafka_io import produce_waiting
 from consumer.runtime.process import serve_worker
 from consumer.runtime.worker import Worker
+from consumer.telemetry.kafka_logs import routed
 
 INPUT_TOPIC = "customer-activity"
 DEMO_PROJECT = "proj_demo"
@@ -76,9 +81,13 @@ class Posted:
                 self.retried += 1
 
 
-def send(port: int, secret: str, rate: float, stop: threading.Event, posted: Posted, seed: int) -> None:
+def send(
+    port: int, secret: str, rate: float, stop: threading.Event, posted: Posted, seed: int, poison: Producer
+) -> None:
     """Voucherify's side: the corpus mix as signed deliveries of both kinds at about `rate`/s.
-    0.5% carry a wrong signature on purpose; a 503 is sent again after its Retry-After."""
+    0.5% carry a wrong signature on purpose (401), and 0.5% of events are bytes no codec reads,
+    written straight to the topic by a misbehaving producer (the worker dead-letters them);
+    a 503 is sent again after its Retry-After."""
     rng = random.Random(seed)
     corpus = load_corpus()
     client = WebhookClient(port, secret)
@@ -87,6 +96,9 @@ def send(port: int, secret: str, rate: float, stop: threading.Event, posted: Pos
     try:
         while not stop.is_set():
             event = fresh(corpus[rng.randrange(len(corpus))], rng)
+            if rng.random() < 0.005:
+                produce_waiting(poison, INPUT_TOPIC, b"\x00garbage", customer_key(event))
+                poison.poll(0)
             kind = "webhook" if rng.random() < 0.5 else "distribution"
             body = compact(delivery(event, kind, project=DEMO_PROJECT))
             forged = "0" * 64 if rng.random() < 0.005 else None
@@ -171,6 +183,7 @@ def _stream_and_work(bootstrap: str, metrics_port: int, rate: float, duration: f
     worker = Worker(settings)
     stop = threading.Event()
     posted = Posted()
+    poison = Producer(routed({"bootstrap.servers": bootstrap, "linger.ms": 20}))
     left = [0]
 
     def feed() -> None:
@@ -178,7 +191,9 @@ def _stream_and_work(bootstrap: str, metrics_port: int, rate: float, duration: f
         # flight and flushes, the worker stops, and the broker (in its own session: Ctrl-C never
         # reaches it) last.
         senders = [
-            threading.Thread(target=send, args=(gateway.port, secret, rate / SENDERS, stop, posted, i), daemon=True)
+            threading.Thread(
+                target=send, args=(gateway.port, secret, rate / SENDERS, stop, posted, i, poison), daemon=True
+            )
             for i in range(SENDERS)
         ]
         try:
@@ -187,7 +202,7 @@ def _stream_and_work(bootstrap: str, metrics_port: int, rate: float, duration: f
             for t in senders:
                 t.join()
         finally:
-            left[0] = gateway.stop()
+            left[0] = gateway.stop() + poison.flush(5)
             worker.stop()
 
     timer = threading.Timer(duration, stop.set) if duration else None

@@ -140,5 +140,8 @@ def test_broker_outage_503_while_down_and_acknowledged_equals_on_the_topic(tmp_p
     assert {t.status for t in tries} == {200, 503}
     assert acknowledged == set(docs)
     assert set(on_topic) == acknowledged, "every acknowledged delivery is on the topic, and only those"
-    assert len(on_topic) == len(acknowledged), counts
+    # A copy more than once only where an attempt was answered 503 (its ack timed out, or was
+    # made up after the restart) though the broker had stored it: Voucherify's re-send is then
+    # stored again. At-least-once, as Voucherify's retries are; never a 2xx for a lost record.
+    assert len(on_topic) - len(acknowledged) <= len(unavailable), counts
     assert left == 0

@@ -387,8 +387,10 @@ def test_overload_soak_memory_plateaus_lag_drains_nothing_lost_latency_recovers(
     rss_rise = max(s.rss_mb for s in second_half) - second_half[0].rss_mb
     assert lag_rise > 0, figures  # the backlog grew meanwhile
     assert rss_rise < RSS_GROWTH_MB, figures
-    # Lag grew by about the worker's rate times the overload (2x offered), then drained to nothing.
-    assert lag_peak >= 0.3 * calibrated * OVERLOAD_S and sampler.lag() == 0, figures
+    # The backlog grew by a fair part of what was offered beyond what the worker took (on a
+    # shared machine the generator may not reach twice the calibrated rate; the excess is measured).
+    excess = max(offered_eps - worker_overload_eps, 0.0) * OVERLOAD_S
+    assert excess > 0 and lag_peak >= 0.3 * excess and sampler.lag() == 0, figures
     # Nothing lost, nothing misrouted; duplicates counted (at-least-once, no crash: none expected).
     assert t.lost == 0 and t.misrouted == 0, (t.lost_ids, t.misrouted_ids)
     assert t.forwarded + t.dead_lettered == t.sent == len(expected), t
