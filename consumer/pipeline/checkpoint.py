@@ -18,8 +18,10 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Collection, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, TopicPartition
 
 from consumer.pipeline.sink import Sink
 from consumer.pipeline.tickets import DeliveryFailed, Ticket
@@ -91,6 +93,15 @@ class CallWatchdog:
         os._exit(1)
 
 
+class Offsets(Protocol):
+    """The consumer-side calls the checkpoint makes: `Source` implements them (a fake in unit tests)."""
+
+    def commit(self, offsets: list[TopicPartition], *, asynchronous: bool) -> None: ...
+    def seek(self, topic: str, partition: int, offset: int) -> None: ...
+    def committed(self, partitions: list[TopicPartition], timeout: float) -> list[TopicPartition]: ...
+    def group_metadata(self) -> Any: ...
+
+
 class Checkpoint:
     """Shared batch bookkeeping: one ticket per partition per batch."""
 
@@ -98,7 +109,7 @@ class Checkpoint:
         self.sink = sink
         self.metrics = metrics
         self.grace = grace_seconds
-        self.consumer: Consumer | None = None
+        self.consumer: Offsets | None = None
         self._batch: dict[TP, Ticket] = {}
         self.watchdog = CallWatchdog(margin_s=max(5.0, grace_seconds))
         self.on_committed: Callable[[Ticket], None] = lambda _t: None
@@ -107,7 +118,7 @@ class Checkpoint:
         self.on_rewound: Callable[[TP, int], None] = lambda _k, _o: None
         self.batch_size = 500
 
-    def attach(self, consumer: Consumer) -> None:
+    def attach(self, consumer: Offsets) -> None:
         self.consumer = consumer
 
     def ticket(self, topic: str, partition: int, offset: int) -> Ticket:
@@ -159,6 +170,19 @@ class Checkpoint:
         return self.sink.queue_length() > 0
 
 
+@dataclass(slots=True)
+class Progress:
+    """One partition's progress in this member. Offsets are the next to read, as Kafka commits
+    them, and only grow in this order: last <= sent <= ready <= read."""
+
+    last: int  # confirmed committed up to here (before this member's first commit: where it began)
+    sent: int  # a commit up to here is in flight, or confirmed
+    ready: int  # every result below it acknowledged
+    read: int  # taken into a sealed batch up to here
+    owed: deque[Ticket] = field(default_factory=deque)  # sealed slices awaiting acks, in order
+    done: deque[Ticket] = field(default_factory=deque)  # acknowledged, awaiting the commit's confirmation
+
+
 class AtLeastOnce(Checkpoint):
     """Commit each partition's offsets as its tickets are acknowledged, asynchronously, so the
     next poll never waits on acks or on a commit round trip.
@@ -178,28 +202,24 @@ class AtLeastOnce(Checkpoint):
         self.batch_size = batch_size
         self.bound = max_batches * batch_size
         self.pause_above = max(self.bound - batch_size, self.bound // 2)
-        self._owed: dict[TP, deque[Ticket]] = {}  # sealed, awaiting acks
-        self._done: dict[TP, deque[Ticket]] = {}  # acknowledged, awaiting the commit's confirmation
-        self._ready: dict[TP, int] = {}  # delivered up to here
-        self._sent: dict[TP, int] = {}  # a commit up to here is in flight (or confirmed)
-        self._last: dict[TP, int] = {}  # confirmed committed up to here
-        self._read: dict[TP, int] = {}  # taken into a batch up to here
+        self._parts: dict[TP, Progress] = {}
         self._commit_sent_at: float | None = None  # one async commit in flight at a time
         self.failed = False
 
     def _first_seen(self, key: TP, offset: int) -> None:
         # Before this member's first commit of a partition, its committed offset is where it began reading.
-        if key not in self._last:
-            self._last[key] = self._sent[key] = offset
+        if key not in self._parts:
+            self._parts[key] = Progress(last=offset, sent=offset, ready=offset, read=offset)
 
     def end_batch(self) -> None:
         for key, t in self._take_batch().items():
-            self._owed.setdefault(key, deque()).append(t)
-            self._read[key] = t.next_offset
+            part = self._parts[key]
+            part.owed.append(t)
+            part.read = t.next_offset
 
     def uncommitted(self) -> dict[TP, int]:
         """Per partition, offsets read past the last confirmed commit (what a crash re-delivers)."""
-        return {key: end - self._last.get(key, end) for key, end in self._read.items()}
+        return {key: p.read - p.last for key, p in self._parts.items()}
 
     def blocked(self) -> set[TP]:
         return {key for key, n in self.uncommitted().items() if n > self.pause_above}
@@ -218,16 +238,13 @@ class AtLeastOnce(Checkpoint):
             if time.monotonic() - sent < COMMIT_ANSWER_TIMEOUT_S:
                 return
             # The answer never came: what it carried is sent again, not only what is newer.
-            self._sent.update(self._last)
+            for part in self._parts.values():
+                part.sent = part.last
         self._commit_sent_at = None
         self._commit(None, asynchronous=True)
 
     def in_flight(self) -> bool:
-        return (
-            any(self._owed.values())
-            or any(off > self._last.get(key, -1) for key, off in self._ready.items())
-            or super().in_flight()
-        )
+        return any(p.owed or p.ready > p.last for p in self._parts.values()) or super().in_flight()
 
     def _advance(self, only: set[TP] | None, *, rewind: bool = True) -> None:
         """Move each partition's ready offset past its delivered tickets; raise if one failed.
@@ -236,22 +253,23 @@ class AtLeastOnce(Checkpoint):
         the partition is read again from that slice (its events and later ones are processed
         again: duplicates, never a gap); without (revoke, close), nothing past it is committed.
         """
-        for key, owed in self._owed.items():
+        for key, part in self._parts.items():
             if only is not None and key not in only:
                 continue
+            owed = part.owed
             while owed and owed[0].done:
                 if owed[0].error is not None:
                     self.failed = True  # nothing at or past it may be committed, ever
                     raise DeliveryFailed(f"{key[0]}[{key[1]}]: {owed[0].error}")
                 if owed[0].unverified:
                     if rewind:
-                        self._rewind_unverified(key, owed)
+                        self._rewind_unverified(key, part)
                     break
                 t = owed.popleft()
-                self._ready[key] = t.next_offset
-                self._done.setdefault(key, deque()).append(t)
+                part.ready = t.next_offset
+                part.done.append(t)
 
-    def _rewind_unverified(self, key: TP, owed: deque[Ticket]) -> None:
+    def _rewind_unverified(self, key: TP, part: Progress) -> None:
         """Read `key` again from the first event whose results' acknowledgement is unverified.
 
         Every slice after it is dropped too (its late reports settle orphaned tickets), so the
@@ -259,14 +277,11 @@ class AtLeastOnce(Checkpoint):
         passes an event whose results were not seen stored.
         """
         assert self.consumer is not None
-        start = self._ready.get(key, self._last.get(key, -1))
-        if start < 0:  # cannot happen: a partition's first ticket sets _last; refuse to guess
-            self.failed = True
-            raise DeliveryFailed(f"{key[0]}[{key[1]}]: unverified delivery and no offset to read again from")
-        owed.clear()
-        self._read[key] = start
+        start = part.ready
+        part.owed.clear()
+        part.read = start
         try:
-            self.consumer.seek(TopicPartition(key[0], key[1], start))
+            self.consumer.seek(key[0], key[1], start)
         except KafkaException as exc:
             self.failed = True  # exit 1 without committing past it: the restart reads it again
             raise DeliveryFailed(f"{key[0]}[{key[1]}]: unverified delivery; seek to {start} failed: {exc}") from None
@@ -282,23 +297,22 @@ class AtLeastOnce(Checkpoint):
     def _commit(self, only: set[TP] | None, *, asynchronous: bool) -> None:
         """Commit every delivered offset not yet sent (sync: not yet confirmed)."""
         assert self.consumer is not None
-        floor = self._sent if asynchronous else self._last
         offsets = [
-            TopicPartition(t, p, off)
-            for (t, p), off in self._ready.items()
-            if (only is None or (t, p) in only) and off > floor.get((t, p), -1)
+            TopicPartition(t, p, part.ready)
+            for (t, p), part in self._parts.items()
+            if (only is None or (t, p) in only) and part.ready > (part.sent if asynchronous else part.last)
         ]
         if not offsets:
             return
         for tp in offsets:
-            self._sent[(tp.topic, tp.partition)] = tp.offset
+            self._parts[(tp.topic, tp.partition)].sent = tp.offset
         try:
             if asynchronous:  # the outcome comes back through on_commit(), during a later poll
-                self.consumer.commit(offsets=offsets, asynchronous=True)
+                self.consumer.commit(offsets, asynchronous=True)
                 self._commit_sent_at = time.monotonic()
                 return
             with self.watchdog.guard("commit", self.grace):
-                self.consumer.commit(offsets=offsets, asynchronous=False)
+                self.consumer.commit(offsets, asynchronous=False)
         except KafkaException as exc:
             self._commit_failed(offsets, exc.args[0])
             return
@@ -318,23 +332,24 @@ class AtLeastOnce(Checkpoint):
         self.metrics.commit_failures.inc()
         log.warning("commit_failed", error=str(err))
         for tp in offsets:  # sent again on the next poll
-            key = (tp.topic, tp.partition)
-            if key in self._sent:
-                self._sent[key] = self._last.get(key, -1)
+            part = self._parts.get((tp.topic, tp.partition))
+            if part is not None:
+                part.sent = part.last
 
     def _confirm(self, offsets: list[TopicPartition]) -> None:
-        last = self._last
-        new = [tp for tp in offsets if tp.offset > last.get((tp.topic, tp.partition), 1 << 62)]
-        if not new:
-            return  # a late confirmation of what is known, or of a partition since released
-        for tp in new:
-            key = (tp.topic, tp.partition)
-            self._last[key] = tp.offset
-            self._sent[key] = max(self._sent.get(key, -1), tp.offset)
-            done = self._done.get(key)
+        new = []
+        for tp in offsets:
+            part = self._parts.get((tp.topic, tp.partition))
+            if part is None or tp.offset <= part.last:
+                continue  # a late confirmation of what is known, or of a partition since released
+            new.append(tp)
+            part.last = tp.offset
+            part.sent = max(part.sent, tp.offset)
+            done = part.done
             while done and done[0].next_offset <= tp.offset:
                 self.on_committed(done.popleft())
-        self._committed(new)
+        if new:
+            self._committed(new)
 
     def _drain(self, keys: set[TP]) -> None:
         """Flush deliveries and commit what they complete, within the grace period."""
@@ -359,12 +374,11 @@ class AtLeastOnce(Checkpoint):
 
     def _forget(self, keys: set[TP]) -> None:
         for key in keys:
-            for state in (self._owed, self._done, self._ready, self._sent, self._last, self._read):
-                state.pop(key, None)
+            self._parts.pop(key, None)
 
     def close(self) -> None:
         if not self.failed:
-            self._drain(set(self._owed) | set(self._ready))
+            self._drain(set(self._parts))
 
 
 class ExactlyOnce(Checkpoint):
@@ -402,9 +416,7 @@ class ExactlyOnce(Checkpoint):
                 return
             if offsets:
                 with self.watchdog.guard("send_offsets_to_transaction", self.grace):
-                    self.sink.producer.send_offsets_to_transaction(
-                        offsets, self.consumer.consumer_group_metadata(), self.grace
-                    )
+                    self.sink.producer.send_offsets_to_transaction(offsets, self.consumer.group_metadata(), self.grace)
             self._commit_transaction()
             self._open = False
             if offsets:
@@ -454,7 +466,7 @@ class ExactlyOnce(Checkpoint):
             return
         for tp in self.consumer.committed(partitions, timeout=self.grace):
             offset = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
-            self.consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
+            self.consumer.seek(tp.topic, tp.partition, offset)
             self.on_rewound((tp.topic, tp.partition), offset)
 
     def close(self) -> None:

@@ -89,5 +89,18 @@ class Source:
     def seek(self, topic: str, partition: int, offset: int) -> None:
         self.consumer.seek(TopicPartition(topic, partition, offset))
 
+    # The checkpoint's calls (`checkpoint.Offsets`).
+    def commit(self, offsets: list[TopicPartition], *, asynchronous: bool) -> None:
+        if asynchronous:  # the outcome comes back through on_commit, during a later poll
+            self.consumer.commit(offsets=offsets, asynchronous=True)
+        else:
+            self.consumer.commit(offsets=offsets, asynchronous=False)
+
+    def committed(self, partitions: list[TopicPartition], timeout: float) -> list[TopicPartition]:
+        return self.consumer.committed(partitions, timeout=timeout)
+
+    def group_metadata(self) -> Any:
+        return self.consumer.consumer_group_metadata()
+
     def close(self) -> None:
         self.consumer.close()

@@ -88,7 +88,7 @@ class Worker:
             error_cb=m.on_error,
             on_commit=self.checkpoint.on_commit,
         )
-        self.checkpoint.attach(self.source.consumer)
+        self.checkpoint.attach(self.source)
         self.gate = Gate(self.source, self.codec, self.metrics, self.health, policy)
         self.checkpoint.on_rewound = policy.rewound
         self._debug = settings.log_level == "debug"

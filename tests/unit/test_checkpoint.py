@@ -49,15 +49,15 @@ class FakeConsumer:
             err, self.fail_next_commit = self.fail_next_commit, None
             raise KafkaException(err)
 
-    def seek(self, tp: TopicPartition) -> None:
-        self.seeks.append((tp.topic, tp.partition, tp.offset))
+    def seek(self, topic: str, partition: int, offset: int) -> None:
+        self.seeks.append((topic, partition, offset))
 
     def committed(self, partitions: list[TopicPartition], timeout: float) -> list[TopicPartition]:
         return [
             TopicPartition(p.topic, p.partition, self.stored.get((p.topic, p.partition), -1001)) for p in partitions
         ]
 
-    def consumer_group_metadata(self) -> object:
+    def group_metadata(self) -> object:
         return object()
 
 
@@ -121,7 +121,7 @@ def at_least_once(batch_size: int = 10, max_batches: int = 2) -> tuple[AtLeastOn
         cast(Sink, sink), PipelineMetrics(new_registry()), 1.0, batch_size=batch_size, max_batches=max_batches
     )
     consumer = FakeConsumer()
-    cp.attach(cast(Any, consumer))
+    cp.attach(consumer)
     return cp, consumer, sink
 
 
@@ -263,7 +263,7 @@ def exactly_once(committed: dict[tuple[str, int], int]) -> tuple[ExactlyOnce, Fa
     sink = FakeSink()
     cp = ExactlyOnce(cast(Sink, sink), PipelineMetrics(new_registry()), 1.0)
     consumer = FakeConsumer(committed)
-    cp.attach(cast(Any, consumer))
+    cp.attach(consumer)
     return cp, consumer, sink
 
 
