@@ -344,7 +344,7 @@ def test_rolling_restarts_sigterm_x3_both_guarantees_and_readyz(tmp_path: Path, 
         assert t.misrouted == 0, (run.guarantee, t, t.misrouted_ids, notes)
         if run.guarantee == "exactly-once" and t.lost:
             # OPEN (2026-12-01): one full-suite run lost 1 of 3,000 here (100 duplicates, the
-            # probe saw no broker loss); three other runs lost none. Cause not found yet: the
+            # probe saw no broker loss); four other runs lost none. Cause not found yet: the
             # worker, or Tansu's transactions across a restart on S3. Reported, not hidden.
             open_finding = f"exactly-once lost {t.lost} across SIGTERM restarts: {t.lost_ids}, {notes}"
             continue
