@@ -31,6 +31,7 @@ import aiohttp
 from aiohttp import web
 
 from consumer.devtools.embedded_broker import EmbeddedBroker, create_topics, free_tcp_port
+from consumer.devtools.webhooks import compact, delivery
 from consumer.ingest.gateway import WEBHOOK_PATH
 from consumer.ingest.signature import SIGNATURE_HEADER, sign
 from consumer.telemetry.kafka_logs import routed
@@ -46,23 +47,8 @@ def deliveries(n: int) -> list[tuple[bytes, str]]:
     corpus = [json.loads(p.read_text()) for p in sorted(CORPUS.glob("*.json"))]
     out = []
     for i in range(n):
-        a = corpus[i % len(corpus)]
-        doc = {
-            "id": f"whs_{uuid.uuid4().hex[:20]}",
-            "project_id": "proj_bench",
-            "created_at": a["created_at"],
-            "type": a["type"],
-            "data": a["data"],
-            "source": {"id": "wh_bench", "object": "webhook", "target_url": "http://bench/"},
-            "event": {
-                "id": f"evcus_b{i:09d}{uuid.uuid4().hex[:6]}",
-                "type": a["type"],
-                "created_at": a["created_at"],
-                "group_id": a.get("group_id"),
-                "event_source": {"channel": "API"},
-            },
-        }
-        body = json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
+        activity = {**corpus[i % len(corpus)], "id": f"evcus_b{i:09d}{uuid.uuid4().hex[:6]}"}
+        body = compact(delivery(activity, project="proj_bench"))
         out.append((body, sign(SECRET, body)))
     return out
 

@@ -41,7 +41,7 @@ def expected_activity(activity: Mapping[str, Any]) -> dict[str, Any]:
 def body_of(doc: Any, pretty: bool) -> bytes:
     if pretty:
         return json.dumps(doc, indent=2, ensure_ascii=False).encode()
-    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
+    return webhooks.compact(doc)
 
 
 @dataclass
