@@ -35,6 +35,7 @@ from consumer.contract import H_ACTIVITY_ID, H_ACTIVITY_TYPE, H_AVRO_SCHEMA
 from consumer.devtools.embedded_broker import EmbeddedBroker, create_topics
 from consumer.model import activity_from_record
 from consumer.pipeline.codec import AvroCodec, SchemaStore
+from consumer.pipeline.codec.engines import CavroDecoder, _framed, cavro_module
 from consumer.pipeline.codec.results import ResultEncoder
 from consumer.pipeline.router import Router
 from consumer.runtime.worker import Worker
@@ -94,7 +95,7 @@ def stage_timings(bootstrap: str, msgs: list[Message], worker: Worker, repeat: i
 
     def one_round() -> None:
         records = _timed(
-            "fastavro full decode (AvroCodec.decode)", n, lambda: [codec.decode(v) for v in values], rows, order
+            f"{codec.engine} full decode (AvroCodec.decode)", n, lambda: [codec.decode(v) for v in values], rows, order
         )
         acts = _timed("activity_from_record", n, lambda: [activity_from_record(r) for r in records], rows, order)
         results = _timed("Router.route (handlers)", n, lambda: [router.route(a) for a in acts], rows, order)
@@ -121,16 +122,15 @@ def stage_timings(bootstrap: str, msgs: list[Message], worker: Worker, repeat: i
         _timed("  ... then flush() (network wait + delivery callbacks)", n, lambda: producer.flush(30), rows, order)
 
         def pipeline_metrics() -> None:
-            # what process() does per event besides BusinessMetrics: handler timer, results, age
+            # the two observations process() makes per event (its counters are added per batch)
             now = time.time()
-            for a, rs in zip(acts, results, strict=True):
+            for a in acts:
                 metrics.handler_duration.labels(a.family).observe(0.00001)
-                for r in rs:
-                    metrics.results.labels(r.stream).inc()
                 metrics.event_age.observe(now - a.created_at_ms / 1000)
 
-        _timed("pipeline metrics (prometheus_client, as process() does them)", n, pipeline_metrics, rows, order)
-        _timed("BusinessMetrics.observe", n, lambda: [worker.business.observe(rs) for rs in results], rows, order)
+        _timed("per-event histograms (handler time, event age)", n, pipeline_metrics, rows, order)
+        slices = [flat[i : i + BATCH] for i in range(0, len(flat), BATCH)]  # observed per committed slice
+        _timed("BusinessMetrics.observe", n, lambda: [worker.business.observe(s) for s in slices], rows, order)
 
     def levers() -> None:
         """Cheaper decodes, for comparison (not what the worker does today)."""
@@ -156,6 +156,25 @@ def stage_timings(bootstrap: str, msgs: list[Message], worker: Worker, repeat: i
         )
         _timed("lever: ... without return_record_name", n, read(None), rows, order)
         _timed("lever: ... reader schema without `data` (skips it)", n, read(envelope_only), rows, order)
+        # The most any decode projection (a reader schema keeping only what handlers read) can
+        # save with cavro: every data record read as one with no fields.
+        cavro = cavro_module()
+        if cavro is not None:
+            options = cavro.DEFAULT_OPTIONS.replace(record_decodes_to_dict=True)
+            writer_c = cavro.Schema(_framed(codec.current.raw), options)
+            reader_c = cavro.Schema(_framed(_without_data_fields(codec.current.raw)), options)
+            emptied = CavroDecoder(reader_c.reader_for_writer(writer_c))
+            full_cavro = CavroDecoder(writer_c)
+            _timed(
+                "lever: cavro, the codec's reader", n, lambda: [full_cavro.decode(v, 10) for v in values], rows, order
+            )
+            _timed(
+                "lever: cavro, data records emptied (any projection's bound)",
+                n,
+                lambda: [emptied.decode(v, 10) for v in values],
+                rows,
+                order,
+            )
 
     def whole() -> None:
         for b in _batches(msgs):
@@ -186,6 +205,51 @@ def stage_timings(bootstrap: str, msgs: list[Message], worker: Worker, repeat: i
     )
 
 
+def _without_data_fields(envelope: dict[str, Any]) -> dict[str, Any]:
+    """The envelope with each data branch as a record of no fields; every named type the rest
+    of the envelope uses is still defined where first used."""
+    defs: dict[str, dict[str, Any]] = {}
+
+    def collect(t: Any) -> None:
+        if isinstance(t, list):
+            for b in t:
+                collect(b)
+        elif isinstance(t, dict):
+            if t.get("type") in ("record", "enum", "fixed"):
+                defs[t["name"].rsplit(".", 1)[-1]] = t
+                for f in t.get("fields", ()):
+                    collect(f["type"])
+            collect(t.get("items"))
+            collect(t.get("values"))
+
+    collect(envelope)
+    done: set[str] = set()
+
+    def walk(t: Any, empty: bool = False) -> Any:
+        if isinstance(t, list):
+            return [walk(b, empty) for b in t]
+        if isinstance(t, str):
+            short = t.rsplit(".", 1)[-1]
+            return walk(defs[short], empty) if short in defs and short not in done else t
+        if t.get("type") in ("record", "enum", "fixed"):
+            short = t["name"].rsplit(".", 1)[-1]
+            if short in done:
+                return f"{t['namespace']}.{t['name']}" if t.get("namespace") else t["name"]
+            done.add(short)
+            if t["type"] != "record":
+                return t
+            return {**t, "fields": [] if empty else [{**f, "type": walk(f["type"])} for f in t["fields"]]}
+        if t.get("type") == "array":
+            return {**t, "items": walk(t["items"])}
+        if t.get("type") == "map":
+            return {**t, "values": walk(t["values"])}
+        return t
+
+    fields = [{**f, "type": walk(f["type"], empty=f["name"] == "data")} for f in envelope["fields"]]
+    done.add(envelope["name"])
+    return {**envelope, "fields": fields}
+
+
 # -- cProfile ---------------------------------------------------------------------------------
 
 Key = tuple[str, int, str]
@@ -206,37 +270,38 @@ def _builtin_tt(stats: dict[Key, Any], needle: str) -> float:
 def breakdown(prof: cProfile.Profile) -> None:
     st = pstats.Stats(prof)
     stats: dict[Key, Any] = st.stats  # type: ignore[attr-defined]
-    total = _ct(stats, "consumer/app.py", "process")
-    if total <= 0:
+    total = _ct(stats, "consumer/runtime/worker.py", "process")
+    if total <= 0:  # a renamed module or function: say so rather than print nothing
+        print("\n== Breakdown: no consumer/runtime/worker.py process() frame in the profile ==")
         return
-    handle = _ct(stats, "consumer/app.py", "_handle")
-    route = _ct(stats, "consumer/router.py", "route")
-    forward = _ct(stats, "consumer/sink.py", "forward")
-    enc = _ct(stats, "consumer/codec/results.py", "encode")
-    prod = _ct(stats, "consumer/sink.py", "_produce")
-    decode = _ct(stats, "consumer/codec/avro_codec.py", "decode")
+    retrying = _ct(stats, "consumer/pipeline/retrying.py", "route")
+    route = _ct(stats, "consumer/pipeline/router.py", "route")
+    forward = _ct(stats, "consumer/pipeline/sink.py", "forward")
+    enc = _ct(stats, "consumer/pipeline/codec/results.py", "encode")
+    prod = _ct(stats, "consumer/pipeline/sink.py", "_produce")
+    decode = _ct(stats, "consumer/pipeline/codec/avro_codec.py", "decode")
     reader = _builtin_tt(stats, "schemaless_reader")
     writer = _builtin_tt(stats, "schemaless_writer")
     rdk = _builtin_tt(stats, "of 'cimpl.Producer' objects")
     prom_tt = sum(v[2] for k, v in stats.items() if "prometheus_client" in k[0])
-    business = _ct(stats, "consumer/business_metrics.py", "observe")
+    tallies = _ct(stats, "consumer/telemetry/tallies.py", "batch")
     afr = _ct(stats, "consumer/model.py", "activity_from_record")
-    ticket = _ct(stats, "consumer/checkpoint.py", "ticket")
-    logs_tt = sum(v[2] for k, v in stats.items() if "structlog" in k[0] or k[0].endswith("consumer/logs.py"))
+    ticket = _ct(stats, "consumer/pipeline/checkpoint.py", "ticket")
+    logs_tt = sum(v[2] for k, v in stats.items() if "structlog" in k[0] or k[0].endswith("consumer/telemetry/logs.py"))
     parts = [
         ("decode: AvroCodec.decode (cumulative)", decode),
         (f"   of which fastavro schemaless_reader itself{'' if reader else ' (not visible to cProfile)'}", reader),
         ("activity_from_record (Activity, canonical/family lookups)", afr),
         ("handlers: Router.route (cumulative)", route),
-        ("_handle minus route (retry wrapper, perf_counter, handler histogram)", handle - route),
+        ("RetryingRouter.route minus route (retry loop, perf_counter, handler histogram)", retrying - route),
         ("Sink.forward (cumulative)", forward),
         ("   of which ResultEncoder.encode", enc),
         (f"      of which fastavro schemaless_writer{'' if writer else ' (not visible to cProfile)'}", writer),
         ("   of which Sink._produce (Producer.produce + headers)", prod),
         ("      of which librdkafka Producer methods (C)", rdk),
-        ("BusinessMetrics.observe (cumulative)", business),
+        ("Tallies.batch (consumed counters, event-age histogram)", tallies),
         ("checkpoint.ticket", ticket),
-        ("prometheus_client, own time of all its functions (pipeline+business)", prom_tt),
+        ("prometheus_client, own time of all its functions", prom_tt),
         ("structlog / logs, own time", logs_tt),
     ]
     print(f"\n== Breakdown of Worker.process under cProfile (total {total:.2f}s) ==")
@@ -244,7 +309,7 @@ def breakdown(prof: cProfile.Profile) -> None:
         if not secs and "not visible" in label:
             continue
         print(f"{label:<76} {secs:>7.3f}s {secs / total:>6.1%}")
-    accounted = decode + afr + handle + forward + business + ticket
+    accounted = decode + afr + retrying + forward + tallies + ticket
     print(
         f"{'process() rest (own loop, Counters, label_of, age list, metric flush)':<76} "
         f"{total - accounted:>7.3f}s {(total - accounted) / total:>6.1%}"

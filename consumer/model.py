@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from consumer.catalogue import canonical, family_of
 
 
-@dataclass(slots=True, frozen=True)
-class Activity:
+# NamedTuples, not frozen dataclasses: as immutable, and built in half the time (a frozen
+# dataclass sets each field through object.__setattr__), once or twice per event.
+class Activity(NamedTuple):
     """One decoded Customer Activity event, as handlers see it.
 
     `data` is the decoded Avro record for the event's data shape: a plain dict with
@@ -25,8 +25,7 @@ class Activity:
     group_id: str | None = None
 
 
-@dataclass(slots=True, frozen=True)
-class Result:
+class Result(NamedTuple):
     """One record for a downstream topic, produced by a handler.
 
     `stream` is the topic suffix (`redemptions` -> `<prefix>redemptions`); `schema` is the

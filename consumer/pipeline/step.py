@@ -9,8 +9,7 @@ Kafka.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Literal, Protocol, cast
+from typing import Any, Literal, NamedTuple, Protocol, cast
 
 from confluent_kafka import KafkaError, Message
 
@@ -26,16 +25,15 @@ class Decodes(Protocol):
     def decode(self, payload: bytes) -> dict[str, Any]: ...
 
 
-@dataclass(frozen=True, slots=True)
-class Forward:
+# NamedTuples: immutable values, built faster than frozen dataclasses (one per event).
+class Forward(NamedTuple):
     """Produce these results (an empty list still counts the event as processed)."""
 
     activity: Activity
     results: list[Result]
 
 
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
+class DeadLetter(NamedTuple):
     """Bad input: its original bytes go to the dead-letter topic with headers that say why."""
 
     error_class: str  # DecodeError | HandlerError
@@ -45,8 +43,7 @@ class DeadLetter:
     framing: str | None = None  # a decode error's framing, for its metric
 
 
-@dataclass(frozen=True, slots=True)
-class Hold:
+class Hold(NamedTuple):
     """The Schema Registry could not serve this event (not its fault): read the partition again
     from `offset` after a backoff; nothing at or past it is committed meanwhile."""
 
@@ -55,8 +52,7 @@ class Hold:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class Skip:
+class Skip(NamedTuple):
     """Nothing to produce: the end of a partition, a consume error, or a record of our own."""
 
     reason: SkipReason

@@ -279,10 +279,11 @@ class BusinessMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self._metrics = {m: m.build(registry) for m in METRICS}
         # Labelled children, cached: .labels() takes a lock and builds a key on every call.
-        self._children: dict[tuple[Any, ...], Any] = {}
+        self._children: dict[tuple[Metric, tuple[str, ...]], Any] = {}
+        self._pending: dict[tuple[Metric, tuple[str, ...]], float] = {}  # counter sums of one observe()
         for m in METRICS:
             for labels in m.primed:
-                self._child(m, *labels)
+                self._child(m, labels)
         s = STREAM_SCHEMAS
         self._observers: dict[str, Callable[[dict[str, Any]], None]] = {
             s["redemptions"]: self._redemption,
@@ -302,42 +303,52 @@ class BusinessMetrics:
             s["holders"]: self._holder,
         }
 
-    def _child(self, metric: Metric, *labels: str) -> Any:
+    def _child(self, metric: Metric, labels: tuple[str, ...]) -> Any:
         """The series of `metric` with these label values (the metric itself when it has no labels)."""
-        key = (metric, *labels)
+        key = (metric, labels)
         child = self._children.get(key)
         if child is None:
             parent = self._metrics[metric]
             child = self._children[key] = parent.labels(*labels) if labels else parent
         return child
 
+    def _add(self, metric: Metric, labels: tuple[str, ...] = (), amount: float = 1) -> None:
+        pending = self._pending
+        key = (metric, labels)
+        pending[key] = pending.get(key, 0) + amount
+
     def observe(self, results: Sequence[Result]) -> None:
-        """Update the metrics from one batch of handler results."""
+        """Update the metrics from one batch of handler results: counters are summed in plain
+        numbers first and each series touched gets one `inc`, not one per result."""
         observers = self._observers
         for r in results:
             fn = observers.get(r.schema)
             if fn is not None:
                 fn(r.value)
+        pending = self._pending
+        for key, amount in pending.items():
+            self._child(*key).inc(amount)
+        pending.clear()
 
     # -- one per result kind ---------------------------------------------------------------
     def _redemption(self, v: dict[str, Any]) -> None:
         result = v.get("result")
         rollback = _ROLLBACK_RESULTS.get(result) if type(result) is str else None
         if rollback is not None:
-            self._child(ROLLBACKS, rollback).inc()
+            self._add(ROLLBACKS, (rollback,))
             return
         label = _bounded(result, _REDEMPTION_RESULTS)
-        self._child(REDEMPTIONS, label, failure_code_label(v.get("failure_code"))).inc()
+        self._add(REDEMPTIONS, (label, failure_code_label(v.get("failure_code"))))
         if label != "succeeded":
             return
         order_amount = v.get("order_amount")
         if type(order_amount) is int and order_amount > 0:
-            self._child(REDEEMED_ORDER_AMOUNT).inc(order_amount)
+            self._add(REDEEMED_ORDER_AMOUNT, (), order_amount)
         discount = v.get("discount_amount")
         if type(discount) is int and discount >= 0:
             if discount:
-                self._child(REDEEMED_DISCOUNT_AMOUNT).inc(discount)
-            self._child(REDEMPTION_DISCOUNT).observe(discount)
+                self._add(REDEEMED_DISCOUNT_AMOUNT, (), discount)
+            self._child(REDEMPTION_DISCOUNT, ()).observe(discount)
 
     def _loyalty(self, v: dict[str, Any]) -> None:
         points = v.get("points")
@@ -346,65 +357,65 @@ class BusinessMetrics:
         op = v.get("operation")
         pending = _PENDING_OPS.get(op) if type(op) is str else None
         if pending is not None:
-            self._child(PENDING_POINTS, pending).inc(points)
+            self._add(PENDING_POINTS, (pending,), points)
         elif op == _EXPIRED:
-            self._child(LOYALTY_POINTS_EXPIRED).inc(points)
+            self._add(LOYALTY_POINTS_EXPIRED, (), points)
         else:
-            self._child(LOYALTY_POINTS, _bounded(op, _LOYALTY_OPS)).inc(points)
+            self._add(LOYALTY_POINTS, (_bounded(op, _LOYALTY_OPS),), points)
 
     def _gift(self, v: dict[str, Any]) -> None:
         amount = v.get("amount")
         if type(amount) is int and amount > 0:
-            self._child(GIFT_CREDITS_ADDED).inc(amount)
+            self._add(GIFT_CREDITS_ADDED, (), amount)
 
     def _notification(self, v: dict[str, Any]) -> None:
         channel = _bounded(v.get("channel"), _CHANNELS)
-        self._child(NOTIFICATIONS, channel, _bounded(v.get("outcome"), _OUTCOMES)).inc()
+        self._add(NOTIFICATIONS, (channel, _bounded(v.get("outcome"), _OUTCOMES)))
 
     def _segment(self, v: dict[str, Any]) -> None:
-        self._child(SEGMENT_CHANGES, _bounded(v.get("change"), _SEGMENT_CHANGES)).inc()
+        self._add(SEGMENT_CHANGES, (_bounded(v.get("change"), _SEGMENT_CHANGES),))
 
     def _publication(self, v: dict[str, Any]) -> None:
-        self._child(PUBLICATIONS, _bounded(v.get("result"), _PUBLICATION_RESULTS)).inc()
+        self._add(PUBLICATIONS, (_bounded(v.get("result"), _PUBLICATION_RESULTS),))
 
     def _consent(self, v: dict[str, Any]) -> None:
-        self._child(CONSENTS, _bounded(v.get("change"), CONSENT_CHANGES)).inc()
+        self._add(CONSENTS, (_bounded(v.get("change"), CONSENT_CHANGES),))
 
     def _lifecycle(self, v: dict[str, Any]) -> None:
         change = v.get("change")
         if change == _VOUCHER_DELETED:  # a voucher's lifecycle, not the customer's
-            self._child(VOUCHERS_DELETED).inc()
+            self._add(VOUCHERS_DELETED)
             return
-        self._child(CUSTOMER_LIFECYCLE, _bounded(change, _LIFECYCLE)).inc()
+        self._add(CUSTOMER_LIFECYCLE, (_bounded(change, _LIFECYCLE),))
 
     def _referral(self, v: dict[str, Any]) -> None:
-        self._child(REFERRALS).inc()
+        self._add(REFERRALS)
 
     def _custom_event(self, v: dict[str, Any]) -> None:
-        self._child(CUSTOM_EVENTS).inc()
+        self._add(CUSTOM_EVENTS)
 
     def _order(self, v: dict[str, Any]) -> None:
-        status = _bounded(v.get("status"), ORDER_STATUSES)
-        self._child(ORDERS, status).inc()
+        status = (_bounded(v.get("status"), ORDER_STATUSES),)
+        self._add(ORDERS, status)
         amount = v.get("amount")
         if type(amount) is int and amount > 0:
-            self._child(ORDER_AMOUNT, status).inc(amount)
+            self._add(ORDER_AMOUNT, status, amount)
         discount = v.get("discount_amount")
         if type(discount) is int and discount > 0:
-            self._child(ORDER_DISCOUNT, status).inc(discount)
+            self._add(ORDER_DISCOUNT, status, discount)
 
     def _tier_change(self, v: dict[str, Any]) -> None:
-        self._child(TIERS, _bounded(v.get("change"), TIER_CHANGES)).inc()
+        self._add(TIERS, (_bounded(v.get("change"), TIER_CHANGES),))
 
     def _reward_redemption(self, v: dict[str, Any]) -> None:
         status = _bounded(v.get("status"), REWARD_REDEMPTION_STATUSES)
         reward_type = v.get("reward_type")
         label = _REWARD_TYPES.get(reward_type, OTHER) if type(reward_type) is str else OTHER
-        self._child(REWARD_REDEMPTIONS, status, label).inc()
+        self._add(REWARD_REDEMPTIONS, (status, label))
 
     def _validation(self, v: dict[str, Any]) -> None:
         result = _bounded(v.get("result"), VALIDATION_RESULTS)
-        self._child(VALIDATIONS, result, failure_code_label(v.get("failure_code"))).inc()
+        self._add(VALIDATIONS, (result, failure_code_label(v.get("failure_code"))))
 
     def _holder(self, v: dict[str, Any]) -> None:
-        self._child(HOLDERS, _bounded(v.get("change"), HOLDER_CHANGES)).inc()
+        self._add(HOLDERS, (_bounded(v.get("change"), HOLDER_CHANGES),))
