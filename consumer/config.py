@@ -157,7 +157,7 @@ class Settings:
         ),
     )
     max_uncommitted_batches: int = setting(
-        2,
+        8,
         Spec(
             "ACTIVITY_MAX_UNCOMMITTED_BATCHES",
             "batches a partition may be read past its last commit; bounds re-delivery after a crash",
