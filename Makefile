@@ -53,7 +53,7 @@ $(BENCH_STAMP): pyproject.toml setup.py
 
 ## make bench: one table from one run on one Tansu broker (bench/run.py), every row from .venv-bench
 bench: $(BENCH_STAMP)
-	$(BENCH_VENV)/bin/python -m bench.run
+	$(BENCH_VENV)/bin/python -m bench.run --sweep
 
 ## make bench-gateway: the webhook gateway's rows (bench/gateway.py): acknowledged deliveries/s on Tansu,
 ## request latency, CPU per 1k, peak RSS, against the same aiohttp server answering 200 without producing

@@ -52,7 +52,7 @@ WARM = 200
 SWEEP: dict[str, tuple[int, ...]] = {
     "--batch-max-wait-ms": (5, 10, 25, 50, 100),
     "--batch-size": (100, 500, 2000),
-    "--max-uncommitted-batches": (1, 2, 4),
+    "--max-uncommitted-batches": (2, 4, 8, 16),
 }
 
 

@@ -218,6 +218,32 @@ def ratio(rows: dict[str, Row], a: str, b: str) -> str:
     return "n/a (not run)"
 
 
+# (numerator row, denominator row, least ratio): issue 18's throughput targets, checked in the same run
+THROUGHPUT_TARGETS = (
+    ("worker-alo-{engine}", "quix-native", 3.0),
+    ("worker-alo-fastavro", "quix-native", 2.0),
+    ("worker-alo-{engine}", "decode-{engine}", 0.5),
+)
+RSS_BOUND_MB = 150
+
+
+def targets(rows: dict[str, Row], worker: str) -> list[str]:
+    """One line per target: the measured ratio, the target, met or not."""
+    engine = worker.rsplit("-", 1)[-1]
+    out = []
+    for a, b, least in THROUGHPUT_TARGETS:
+        a, b = a.format(engine=engine), b.format(engine=engine)
+        if a in rows and b in rows:
+            got = rows[a].rate / rows[b].rate
+            out.append(f"Target {a}/{b} >= {least:g}x: {got:.2f}x, {'met' if got >= least else 'not met'}.")
+        else:
+            out.append(f"Target {a}/{b} >= {least:g}x: not measured (a row was skipped).")
+    heavy = [f"{r.key} {r.peak_rss_mb:.0f} MB" for r in rows.values() if r.peak_rss_mb > RSS_BOUND_MB]
+    verdict = "not met: " + ", ".join(heavy) if heavy else "met"
+    out.append(f"Target peak RSS <= {RSS_BOUND_MB} MB in every row: {verdict}.")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--events", type=int, default=None, help="input events (default 30000; 300 with --smoke)")
@@ -292,6 +318,7 @@ def main(argv: list[str] | None = None) -> int:
         f"exactly-once/at-least-once {ratio(rows, f'worker-eos-{default_engine}', w)}, "
         f"--processes 2/1 {ratio(rows, 'processes-2', 'processes-1')}.",
     ]
+    extra += targets(rows, w)
     extra += [f"Skipped: {s}" for s in skipped]
     when = datetime.now(UTC).strftime("%Y-%m-%d")
     print(

@@ -49,6 +49,7 @@ def test_bench_smoke_prints_every_row_it_can_run(tmp_path: Path) -> None:
         assert run["timed"] == run["events"] > 0 and 0 < run["p50"] <= run["p99"], run
     assert "Latency target at" in "\n".join(figures["notes"]), figures["notes"]
     assert any(note.startswith("Ratios") for note in figures["notes"])
+    assert sum(note.startswith("Target ") for note in figures["notes"]) == 4, figures["notes"]
     gateway = next((n for n in figures["notes"] if n.startswith("Webhook gateway")), None)
     assert gateway is not None, figures["skipped"]
     assert "gateway, acknowledged (closed loop)" in gateway and "baseline: same aiohttp server" in gateway
