@@ -33,6 +33,8 @@ log = get_logger("consumer.pipeline.checkpoint")
 TP = tuple[str, int]
 # librdkafka always answers a commit; this only guards against waiting forever for a lost answer.
 COMMIT_ANSWER_TIMEOUT_S = 30.0
+# Exactly-once: how many times commit_transaction() is tried (a retriable error: the broker away).
+COMMIT_TRIES = 3
 
 
 class CallWatchdog:
@@ -404,8 +406,9 @@ class ExactlyOnce(Checkpoint):
         offsets = [TopicPartition(t, p, tk.next_offset) for (t, p), tk in batch.items()]
         try:
             # commit_transaction() flushes anyway; draining first lets an unverified
-            # acknowledgement abort the transaction instead of committing it.
-            self.sink.drain(self.grace)
+            # acknowledgement abort the transaction instead of committing it. The drain may take
+            # as long as commit_transaction()'s flushes did (its tries, each up to the grace).
+            self.sink.drain(self.grace * (1 + COMMIT_TRIES))
             suspect = [f"{t}[{p}]" for (t, p), tk in batch.items() if tk.unverified]
             if suspect:
                 self._open = False
@@ -415,6 +418,21 @@ class ExactlyOnce(Checkpoint):
                     why="a delivery report without a real offset (duplicate sequence after a broker restart)",
                 )
                 self._recover(KafkaError(KafkaError._INCONSISTENT, "unverified delivery"), offsets)
+                return
+            # Reports still owed when the drain's deadline passed (a broker away that long) would
+            # come back inside commit_transaction()'s own flush, past the audit: a made-up
+            # one there commits these offsets with its results stored nowhere. Seen on Tansu: the
+            # commit timed out, the abort was refused (commit in progress), the worker exited 1,
+            # and the commit landed anyway. So no offsets are sent before every report is in.
+            unsettled = [f"{t}[{p}]" for (t, p), tk in batch.items() if not tk.done]
+            if unsettled:
+                self._open = False
+                log.warning(
+                    "delivery_unsettled",
+                    partitions=unsettled,
+                    why="delivery reports still owed after the drain: they could not be audited",
+                )
+                self._recover(KafkaError(KafkaError._TIMED_OUT, "delivery reports still owed"), offsets)
                 return
             if offsets:
                 with self.watchdog.guard("send_offsets_to_transaction", self.grace):
@@ -435,13 +453,13 @@ class ExactlyOnce(Checkpoint):
         self._recover(exc.args[0], [TopicPartition(t, p) for (t, p) in batch])
 
     def _commit_transaction(self) -> None:
-        for attempt in range(3):
+        for attempt in range(COMMIT_TRIES):
             try:
                 with self.watchdog.guard("commit_transaction", self.grace):
                     self.sink.producer.commit_transaction(self.grace)
                 return
             except KafkaException as exc:
-                if exc.args[0].retriable() and attempt < 2:
+                if exc.args[0].retriable() and attempt < COMMIT_TRIES - 1:
                     continue
                 raise
 
