@@ -338,16 +338,11 @@ def test_rolling_restarts_sigterm_x3_both_guarantees_and_readyz(tmp_path: Path, 
     assert 503 in statuses, f"/readyz never answered 503 while the broker was away: {statuses}"
     # No commit while the broker was away: the last one grew older than most of the outage.
     assert commit_ages and max(commit_ages) > 2.0, commit_ages
-    open_finding = ""
     for run, _ in runs:
         t, _expected, notes = results[run.guarantee]
         assert t.misrouted == 0, (run.guarantee, t, t.misrouted_ids, notes)
-        if run.guarantee == "exactly-once" and t.lost:
-            # OPEN (2026-12-01): one full-suite run lost 1 of 3,000 here (100 duplicates, the
-            # probe saw no broker loss); four other runs lost none. Cause not found yet: the
-            # worker, or Tansu's transactions across a restart on S3. Reported, not hidden.
-            open_finding = f"exactly-once lost {t.lost} across SIGTERM restarts: {t.lost_ids}, {notes}"
-            continue
+        # Exactly-once once lost events here: offsets were committed while delivery reports were
+        # still owed, and one of those came back a made-up ack (see ExactlyOnce.end_batch).
         assert t.lost == 0, (run.guarantee, t, t.lost_ids, notes)
         assert t.forwarded + t.dead_lettered == t.sent, t
         if run.guarantee == "at-least-once":
@@ -360,8 +355,6 @@ def test_rolling_restarts_sigterm_x3_both_guarantees_and_readyz(tmp_path: Path, 
             # on a stuck call, show beside their re-processing: none without an abort or exit,
             # at most one batch each. A Kafka broker hides them from read_committed readers.
             assert t.duplicated <= (notes["aborts"] + run.restarts) * BATCH, (t, notes)
-    if open_finding:
-        pytest.xfail(open_finding)
 
 
 def _scrape(port: int) -> str:
