@@ -151,7 +151,7 @@ class Settings:
         10,
         Spec(
             "ACTIVITY_BATCH_MAX_WAIT_MS",
-            "longest a poll waits for a batch to fill (latency bound)",
+            "longest a poll waits for a batch to fill when nothing is queued (latency bound)",
             int,
             check=_between(0, 5_000),
         ),

@@ -77,6 +77,12 @@ class Source:
         self.consumer.subscribe(topics, on_assign=assigned, on_revoke=on_revoke, on_lost=on_lost)
 
     def poll_batch(self, max_messages: int, timeout: float) -> list[Message]:
+        """Up to `max_messages`: what is fetched already, at once; only when nothing is, wait up
+        to `timeout` for a batch to fill. (A busy loop takes what arrived while it processed the
+        last batch without waiting a batch's time on top.)"""
+        msgs = self.consumer.consume(max_messages, 0)
+        if msgs or timeout <= 0:
+            return msgs
         return self.consumer.consume(max_messages, timeout)
 
     def pause(self, partitions: list[tuple[str, int]]) -> None:
