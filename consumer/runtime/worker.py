@@ -218,7 +218,7 @@ class Worker:
                     where = {"topic": topic, "partition": partition, "offset": offset}
                     streams = [r.stream for r in results]
                     log.debug("event_processed", **where, activity_id=activity.id, activity_type=label, results=streams)
-                work.forwarded(label, results)
+                self.tallies.forwarded(work, label, results)
                 self.processed += 1
                 tally.ages.append(now - activity.created_at_ms / 1000)
             elif type(outcome) is DeadLetter:

@@ -273,6 +273,17 @@ METRICS: Final[tuple[Metric, ...]] = (
 )
 
 
+class BusinessTally:
+    """What some results add to the business metrics, in plain numbers: held per committed slice
+    (a few series, not every result), applied once the slice is committed."""
+
+    __slots__ = ("counts", "discounts")
+
+    def __init__(self) -> None:
+        self.counts: dict[tuple[Metric, tuple[str, ...]], float] = {}  # counter series -> amount
+        self.discounts: list[int] = []  # REDEMPTION_DISCOUNT observations
+
+
 class BusinessMetrics:
     """The `voucherify_*` business metrics of `METRICS`, registered on `registry`."""
 
@@ -280,7 +291,7 @@ class BusinessMetrics:
         self._metrics = {m: m.build(registry) for m in METRICS}
         # Labelled children, cached: .labels() takes a lock and builds a key on every call.
         self._children: dict[tuple[Metric, tuple[str, ...]], Any] = {}
-        self._pending: dict[tuple[Metric, tuple[str, ...]], float] = {}  # counter sums of one observe()
+        self._tally = BusinessTally()  # the one `count` adds to
         for m in METRICS:
             for labels in m.primed:
                 self._child(m, labels)
@@ -313,22 +324,33 @@ class BusinessMetrics:
         return child
 
     def _add(self, metric: Metric, labels: tuple[str, ...] = (), amount: float = 1) -> None:
-        pending = self._pending
+        counts = self._tally.counts
         key = (metric, labels)
-        pending[key] = pending.get(key, 0) + amount
+        counts[key] = counts.get(key, 0) + amount
 
-    def observe(self, results: Sequence[Result]) -> None:
-        """Update the metrics from one batch of handler results: counters are summed in plain
-        numbers first and each series touched gets one `inc`, not one per result."""
+    def count(self, results: Sequence[Result], tally: BusinessTally) -> None:
+        """Add what `results` mean for the metrics to `tally`; the metrics are not touched."""
+        self._tally = tally
         observers = self._observers
         for r in results:
             fn = observers.get(r.schema)
             if fn is not None:
                 fn(r.value)
-        pending = self._pending
-        for key, amount in pending.items():
+
+    def apply(self, tally: BusinessTally) -> None:
+        """Add a tally to the metrics: one `inc` per counter series it touched."""
+        for key, amount in tally.counts.items():
             self._child(*key).inc(amount)
-        pending.clear()
+        if tally.discounts:
+            histogram = self._child(REDEMPTION_DISCOUNT, ())
+            for discount in tally.discounts:
+                histogram.observe(discount)
+
+    def observe(self, results: Sequence[Result]) -> None:
+        """Update the metrics from results at once (`count`, then `apply`)."""
+        tally = BusinessTally()
+        self.count(results, tally)
+        self.apply(tally)
 
     # -- one per result kind ---------------------------------------------------------------
     def _redemption(self, v: dict[str, Any]) -> None:
@@ -348,7 +370,7 @@ class BusinessMetrics:
         if type(discount) is int and discount >= 0:
             if discount:
                 self._add(REDEEMED_DISCOUNT_AMOUNT, (), discount)
-            self._child(REDEMPTION_DISCOUNT, ()).observe(discount)
+            self._tally.discounts.append(discount)
 
     def _loyalty(self, v: dict[str, Any]) -> None:
         points = v.get("points")

@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Sequence
 
 from consumer.model import Result
-from consumer.telemetry.business_metrics import BusinessMetrics
+from consumer.telemetry.business_metrics import BusinessMetrics, BusinessTally
 from consumer.telemetry.metrics import PipelineMetrics
 
 
@@ -30,16 +30,16 @@ class BatchTally:
 class Committed:
     """One partition's slice of one batch: what it did, counted once it is committed."""
 
-    __slots__ = ("dead_letters", "outcomes", "processed", "results")
+    __slots__ = ("business", "dead_letters", "processed", "results")
 
     def __init__(self) -> None:
         self.processed: Counter[str] = Counter()
         self.results: Counter[str] = Counter()
         self.dead_letters: Counter[str] = Counter()
-        self.outcomes: list[Result] = []  # for the business metrics
+        # Counted as results are forwarded: a slice holds a few numbers, not its results.
+        self.business = BusinessTally()
 
     def forwarded(self, label: str, results: Sequence[Result]) -> None:
-        self.outcomes += results
         by_stream = self.results
         for r in results:
             by_stream[r.stream] += 1
@@ -52,6 +52,11 @@ class Tallies:
     def __init__(self, metrics: PipelineMetrics, business: BusinessMetrics) -> None:
         self.metrics = metrics
         self.business = business
+
+    def forwarded(self, work: Committed, label: str, results: Sequence[Result]) -> None:
+        """An event forwarded in `work`'s slice, with these results."""
+        work.forwarded(label, results)
+        self.business.count(results, work.business)
 
     def batch(self, tally: BatchTally) -> None:
         m = self.metrics
@@ -72,8 +77,7 @@ class Tallies:
             m.results.labels(stream).inc(n)
         for reason, n in work.dead_letters.items():
             m.dead_letters.labels(reason).inc(n)
-        if work.outcomes:
-            self.business.observe(work.outcomes)
+        self.business.apply(work.business)
 
     def rebalance(self, kind: str) -> None:
         self.metrics.rebalances.labels(kind).inc()

@@ -50,7 +50,8 @@ def test_output_leader_outage_mid_stream_loses_nothing_and_commits_nothing_undel
     # Enough during the outage that each partition reaches the backpressure bound (keys spread unevenly).
     before, during = make_stream(100, poison=2, seed=1), make_stream(300, unknown=3, seed=2)
     produce(mock_cluster.bootstraps, topic, before)
-    running = start(settings(mock_cluster, topic, group))
+    # A bound of 2 x 25 per partition, which the 300 events during the outage pass on both partitions.
+    running = start(settings(mock_cluster, topic, group, max_uncommitted_batches=2))
     delivered_end = wait_committed(mock_cluster, group, topic, PARTITIONS, 30)
 
     mock_cluster.broker_set_down(OUTPUT_LEADER)
@@ -159,7 +160,7 @@ def test_offset_commit_errors_are_retried_or_counted_and_lose_nothing(
 
     assert running.metric(COMMIT_FAILURES) == 1
     commits = running.metric(COMMITS)
-    assert commits >= 2
+    assert commits >= 1  # the second, at least (how many follow depends on how the batches fall)
     assert mock_cluster.count_requests(ApiKey.OFFSET_COMMIT) >= commits + 4
     expected, actual = expected_records(stream, topic), actual_records(read_outputs(mock_cluster, topic))
     assert missing(expected, actual) == {}
