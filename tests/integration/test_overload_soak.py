@@ -51,7 +51,9 @@ PARTITIONS = 4
 CALIBRATION = 40_000
 BASE_RATE, BASE_S, RECOVERY_S = 500.0, 5.0, 6.0
 RSS_BOUND_MB = 150.0
-RSS_GROWTH_MB = 15.0  # allowed rise over the overload's second half, while the backlog grows
+# Allowed rise over the overload's last third, while the backlog grows. Before that the consumer's
+# prefetch (16 MB) and the records in flight (up to the backpressure bound) fill, in a few seconds.
+RSS_GROWTH_MB = 15.0
 RECOVERY_WITHIN_S = 3.0  # after the drain: latency back within the bound, and staying there
 POISON_EVERY = 997  # undecodable inputs, so dead letters are counted too
 
@@ -342,7 +344,7 @@ def test_overload_soak_memory_plateaus_lag_drains_nothing_lost_latency_recovers(
     since_overload = None if after_drain is None else drain_s + max(0.0, after_drain)
 
     samples = sampler.samples
-    second_half = [s for s in samples if (overload_start + overload_end) / 2 <= s.t <= overload_end]
+    late = [s for s in samples if overload_start + 2 * (overload_end - overload_start) / 3 <= s.t <= overload_end]
     lag_peak = max(s.lag for s in samples if s.t >= overload_start)  # the calibration backlog is not overload
     rss_peak = max(s.rss_mb for s in samples)
     in_overload = [(t, n) for t, n in sampler.commits if overload_start <= t - t0 <= overload_end]
@@ -364,9 +366,9 @@ def test_overload_soak_memory_plateaus_lag_drains_nothing_lost_latency_recovers(
         "drain_eps": round(lag_peak / drain_s) if drain_s else None,
         "rss_mb_first": round(samples[0].rss_mb, 1),
         "rss_mb_peak": round(rss_peak, 1),
-        "rss_mb_overload_second_half": [
-            round(min(s.rss_mb for s in second_half), 1),
-            round(max(s.rss_mb for s in second_half), 1),
+        "rss_mb_overload_last_third": [
+            round(min(s.rss_mb for s in late), 1),
+            round(max(s.rss_mb for s in late), 1),
         ],
         "p99_unloaded_ms": round(base_p99),
         "p99_recovery_ms": round(rec_p99),
@@ -383,8 +385,8 @@ def test_overload_soak_memory_plateaus_lag_drains_nothing_lost_latency_recovers(
     assert not stuck, figures  # after the recovery phase, the group committed the whole input
     # Memory: bounded, and flat while the backlog grows (the backlog stays on the broker).
     assert rss_peak < RSS_BOUND_MB, figures
-    lag_rise = second_half[-1].lag - second_half[0].lag
-    rss_rise = max(s.rss_mb for s in second_half) - second_half[0].rss_mb
+    lag_rise = late[-1].lag - late[0].lag
+    rss_rise = max(s.rss_mb for s in late) - late[0].rss_mb
     assert lag_rise > 0, figures  # the backlog grew meanwhile
     assert rss_rise < RSS_GROWTH_MB, figures
     # The backlog grew by a fair part of what was offered beyond what the worker took (on a
