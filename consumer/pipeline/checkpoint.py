@@ -411,13 +411,9 @@ class ExactlyOnce(Checkpoint):
             self.sink.drain(self.grace * (1 + COMMIT_TRIES))
             suspect = [f"{t}[{p}]" for (t, p), tk in batch.items() if tk.unverified]
             if suspect:
-                self._open = False
-                log.warning(
-                    "delivery_unverified",
-                    partitions=suspect,
-                    why="a delivery report without a real offset (duplicate sequence after a broker restart)",
-                )
-                self._recover(KafkaError(KafkaError._INCONSISTENT, "unverified delivery"), offsets)
+                why = "a delivery report without a real offset (duplicate sequence after a broker restart)"
+                error = KafkaError(KafkaError._INCONSISTENT, "unverified delivery")
+                self._abandon("delivery_unverified", suspect, why, error, offsets)
                 return
             # Reports still owed when the drain's deadline passed (a broker away that long) would
             # come back inside commit_transaction()'s own flush, past the audit: a made-up
@@ -426,13 +422,9 @@ class ExactlyOnce(Checkpoint):
             # and the commit landed anyway. So no offsets are sent before every report is in.
             unsettled = [f"{t}[{p}]" for (t, p), tk in batch.items() if not tk.done]
             if unsettled:
-                self._open = False
-                log.warning(
-                    "delivery_unsettled",
-                    partitions=unsettled,
-                    why="delivery reports still owed after the drain: they could not be audited",
-                )
-                self._recover(KafkaError(KafkaError._TIMED_OUT, "delivery reports still owed"), offsets)
+                why = "delivery reports still owed after the drain: they could not be audited"
+                error = KafkaError(KafkaError._TIMED_OUT, "delivery reports still owed")
+                self._abandon("delivery_unsettled", unsettled, why, error, offsets)
                 return
             if offsets:
                 with self.watchdog.guard("send_offsets_to_transaction", self.grace):
@@ -451,6 +443,14 @@ class ExactlyOnce(Checkpoint):
         batch = self._take_batch()
         self._open = False
         self._recover(exc.args[0], [TopicPartition(t, p) for (t, p) in batch])
+
+    def _abandon(
+        self, event: str, partitions: list[str], why: str, error: KafkaError, offsets: list[TopicPartition]
+    ) -> None:
+        """The batch cannot be committed on its reports' word: abort it and read it again."""
+        self._open = False
+        log.warning(event, partitions=partitions, why=why)
+        self._recover(error, offsets)
 
     def _commit_transaction(self) -> None:
         for attempt in range(COMMIT_TRIES):

@@ -25,7 +25,7 @@ class Decodes(Protocol):
     def decode(self, payload: bytes) -> dict[str, Any]: ...
 
 
-# NamedTuples: immutable values, built faster than frozen dataclasses (one per event).
+# NamedTuples, for the reason consumer.model gives (one per event).
 class Forward(NamedTuple):
     """Produce these results (an empty list still counts the event as processed)."""
 
