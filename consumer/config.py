@@ -370,11 +370,21 @@ def resolved(name: str, given: Any = None, environ: Mapping[str, str] | None = N
 def build(cli: Mapping[str, Any], environ: Mapping[str, str] | None = None, cls: type[Any] = Settings) -> Any:
     """Flags win over the environment, which wins over defaults; then validate (`cls.validate`)."""
     problems: list[str] = []
+    values = _given(cli, environ, problems, cls)
+    return cls(**values).validate(problems)
+
+
+def gateway_mapping(cli: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> GatewaySettings:
+    """The gateway's settings for a tool that maps deliveries but serves none: as `build`, no secret needed."""
+    problems: list[str] = []
+    return GatewaySettings(**_given(cli, environ, problems, GatewaySettings)).checked(problems, serving=False)
+
+
+def _given(cli: Mapping[str, Any], environ: Mapping[str, str] | None, problems: list[str], cls: type[Any]) -> Any:
     values = from_env(environ, problems, cls)
     specs = specs_of(cls)
     values.update({name: value for name, value in cli.items() if name in specs and value is not None})
-    values = {name: tuple(v) if isinstance(v, list) else v for name, v in values.items()}  # repeated flags
-    return cls(**values).validate(problems)
+    return {name: tuple(v) if isinstance(v, list) else v for name, v in values.items()}  # repeated flags
 
 
 def markdown_table(cls: type[Any] = Settings) -> str:
@@ -425,6 +435,14 @@ class GatewaySettings:
         Spec(
             "ACTIVITY_INGEST_TOPIC",
             "topic the deliveries' activities are written to",
+            check=lambda t: _topic_names((t,)),
+        ),
+    )
+    dlq_topic: str | None = setting(
+        None,
+        Spec(
+            "ACTIVITY_INGEST_DLQ_TOPIC",
+            "topic for signed deliveries that cannot be mapped, kept as received (default '<topic>.gateway.dlq')",
             check=lambda t: _topic_names((t,)),
         ),
     )
@@ -518,6 +536,11 @@ class GatewaySettings:
     kafka: Mapping[str, str] = field(default_factory=dict)  # KAFKA_* pass-through, as the worker's
 
     def validate(self, earlier: Iterable[str] = ()) -> GatewaySettings:
+        return self.checked(earlier, serving=True)
+
+    def checked(self, earlier: Iterable[str] = (), *, serving: bool) -> GatewaySettings:
+        """Every problem at once (ConfigError); a tool that maps deliveries but serves none
+        (`dlq remap`) needs no webhook secret."""
         problems = field_problems(self, earlier)
         if not self.topic:
             problems.append("--topic (ACTIVITY_INGEST_TOPIC) is required")
@@ -530,7 +553,7 @@ class GatewaySettings:
             files_ok = _pair_problems(_file_entries(self.project_secrets_file)) is None
             if not files_ok:
                 problems.append("--project-secrets-file: a line is not PROJECT:SECRET")
-            elif not self.secrets() and not self.project_secret_map():
+            elif serving and not self.secrets() and not self.project_secret_map():
                 problems.append(
                     "no webhook secret: set VOUCHERIFY_WEBHOOK_SECRETS (or _FILE)"
                     " or VOUCHERIFY_PROJECT_SECRETS (or _FILE)"
@@ -551,6 +574,9 @@ class GatewaySettings:
     def topic_for(self, project_id: str) -> str:
         mapped = _pairs(self.project_topics).get(project_id)
         return mapped[0] if mapped else str(self.topic)
+
+    def dead_letter_topic(self) -> str:
+        return self.dlq_topic or f"{self.topic}{contract.GATEWAY_DLQ_SUFFIX}"
 
     def redacted(self) -> dict[str, Any]:
         """The settings as a dict fit for a log line: secrets counted, never shown."""

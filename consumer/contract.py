@@ -58,6 +58,7 @@ H_DLQ_FAILED_AT: Final = "dlq-failed-at"
 H_DLQ_REPLAY_COUNT: Final = "dlq-replay-count"
 H_DLQ_VALUE_OMITTED: Final = "dlq-value-omitted"
 H_DLQ_VALUE_SIZE: Final = "dlq-value-size"
+H_DLQ_SIGNATURE: Final = "dlq-signature"  # the gateway's dead letters: "verified" (only signed bodies are kept)
 DLQ_TOO_LARGE: Final = "too-large"  # H_DLQ_VALUE_OMITTED: the original exceeded the producer's limit
 # Headers the sink writes itself: names, numbers and codes, never personal data.
 TRUSTED_HEADERS: Final = frozenset(
@@ -71,6 +72,7 @@ TRUSTED_HEADERS: Final = frozenset(
         H_DLQ_VALUE_OMITTED,
         H_DLQ_VALUE_SIZE,
         H_DLQ_REPLAY_COUNT,
+        H_DLQ_SIGNATURE,
         H_ACTIVITY_ID,
         H_ACTIVITY_TYPE,
         H_AVRO_SCHEMA,
@@ -80,6 +82,9 @@ TRUSTED_HEADERS: Final = frozenset(
 # Topic names. Results go to `<prefix><stream>`, the prefix `<input>.` unless one is given;
 # dead letters to `<input>.dlq` unless a dead-letter topic is given.
 DLQ_SUFFIX: Final = ".dlq"
+# The gateway's dead letters (signed deliveries it cannot map): `<ingest topic>.gateway.dlq`
+# unless given; it ends in DLQ_SUFFIX, so a worker's broad pattern skips it.
+GATEWAY_DLQ_SUFFIX: Final = f".gateway{DLQ_SUFFIX}"
 
 
 def output_topic(source_topic: str, stream: str, prefix: str | None = None) -> str:

@@ -1,4 +1,4 @@
-"""`activity-consumer dlq inspect|replay`: the operator's tools for a dead-letter topic."""
+"""`activity-consumer dlq inspect|replay|remap`: the operator's tools for a dead-letter topic."""
 
 from __future__ import annotations
 
@@ -11,10 +11,13 @@ from confluent_kafka import Consumer, KafkaException
 
 from consumer.cli import _clients
 from consumer.cli.dlq_read import DlqError, Filters, Scan, parse_when
-from consumer.config import add_flags, resolved
+from consumer.config import ConfigError, GatewaySettings, add_flags, gateway_mapping, resolved
 from consumer.contract import H_DLQ_REASON_CODE
 
 DEFAULT_REPLAY_GROUP = "activity-consumer-dlq-replay"
+DEFAULT_REMAP_GROUP = "activity-consumer-dlq-remap"
+# The gateway's own flags (and environment): a remap writes where the gateway would.
+REMAP_SETTINGS = ("bootstrap_servers", "topic", "dlq_topic", "project_topics", "framing", "schema_registry_url")
 DEFAULT_MAX_REPLAYS = 3
 
 
@@ -44,6 +47,18 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help=f"consumer group that keeps the replay's position (default {DEFAULT_REPLAY_GROUP})",
     )
 
+    remap = dsub.add_parser(
+        "remap",
+        help="the gateway's dead letters through its current mapping: what maps now goes to the input topic",
+    )
+    add_flags(remap, REMAP_SETTINGS, cls=GatewaySettings)
+    remap.add_argument("--dry-run", action="store_true", help="print what would be written; write and commit nothing")
+    remap.add_argument(
+        "--group",
+        default=DEFAULT_REMAP_GROUP,
+        help=f"consumer group that keeps the remap's position (default {DEFAULT_REMAP_GROUP})",
+    )
+
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--topic", required=True, help="the dead-letter topic, e.g. customer-activity.dlq")
@@ -68,6 +83,8 @@ def filters_of(args: argparse.Namespace) -> Filters:
 
 def run(args: argparse.Namespace, out: IO[str] | None = None, err: IO[str] | None = None) -> int:
     out, err = out or sys.stdout, err or sys.stderr  # looked up per call: tests swap them
+    if args.dlq_command == "remap":
+        return _remap(args, out, err)
     try:
         filters = filters_of(args)
         if args.dlq_command == "inspect" and args.sample < 0:
@@ -126,5 +143,39 @@ def _replay(args: argparse.Namespace, scan: Scan, filters: Filters, bootstrap: s
         err.write(
             f"note: {tally.filtered} record(s) outside the filters were passed over for group {args.group!r};"
             " replay them with another --group\n"
+        )
+    return 0
+
+
+def _remap(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
+    from consumer.cli.dlq_remap import remap
+    from consumer.pipeline.codec import AvroCodec
+    from consumer.pipeline.codec.registry import connect
+
+    try:
+        settings = gateway_mapping({name: getattr(args, name) for name in REMAP_SETTINGS})
+    except ConfigError as exc:
+        err.write(f"error: {exc}\n")
+        return 2
+    bootstrap = settings.bootstrap_servers
+    codec = AvroCodec(framing=settings.framing, registry=connect(settings.schema_registry_url))
+    consumer = Consumer(_clients.reader_config(bootstrap, args.group))
+    try:
+        scan = Scan(consumer, settings.dead_letter_topic(), from_committed=True)
+        config = None if args.dry_run else _clients.writer_config(bootstrap)
+        tally = remap(scan, settings, codec, producer_config=config, out=out)
+    except DlqError as exc:
+        err.write(f"error: {exc}\n")
+        return 1
+    except KafkaException as exc:
+        err.write(f"error: Kafka at {bootstrap}: {exc.args[0].str() if exc.args else exc}\n")
+        return 1
+    finally:
+        consumer.close()
+    err.write(tally.line(args.dry_run) + "\n")
+    if tally.unmapped and not args.dry_run:
+        err.write(
+            f"note: {sum(tally.unmapped.values())} dead letter(s) still do not map; they stay in"
+            f" {settings.dead_letter_topic()}, behind group {args.group!r}'s position\n"
         )
     return 0

@@ -1,10 +1,13 @@
 """The webhook endpoint: `POST /webhooks/voucherify`, with `/metrics`, `/healthz`, `/readyz`.
 
 Each request is checked in this order, and each refusal has its own answer: content type
-(415), size (413), signature (401, before anything in the body is believed), delivery shape
-(400), then a non-customer event (2xx, produced nowhere), a re-send (2xx, produced once),
-and finally the record, answered 2xx only once the broker acknowledged it (503 and
-Retry-After otherwise: Voucherify sends it again). No answer is a 500 or carries a traceback.
+(415), size (413), signature (401, before anything in the body is believed). A signed body
+is Voucherify's, so it is never refused after that: one the mapping cannot read (not JSON,
+not a delivery, an unknown format, a value the contract cannot hold) is dead-lettered as
+received and answered 202 (see dead_letters.py); a non-customer event is answered 2xx and
+produced nowhere; a re-send is answered 2xx and produced once; and the record is answered
+2xx only once the broker acknowledged it (503 and Retry-After otherwise: Voucherify sends it
+again), dead letters included. No answer is a 500 or carries a traceback.
 """
 
 from __future__ import annotations
@@ -12,26 +15,35 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from typing import Any, Final
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from consumer.config import GatewaySettings
+from consumer.ingest.dead_letters import dead_letter, dedupe_key, readable_id
 from consumer.ingest.metrics import GatewayMetrics
 from consumer.ingest.publisher import Outcome, Publisher
-from consumer.ingest.records import input_record
+from consumer.ingest.records import WEBHOOK, InputRecord, webhook_record
 from consumer.ingest.signature import SIGNATURE_HEADER, Verifier, well_formed
 from consumer.pipeline.codec import AvroCodec, EncodeError, RegistryUnavailable
-from consumer.pipeline.codec.delivery_json import DeliveryError, bounded_type, loads, parse, project_of
+from consumer.pipeline.codec.delivery_json import (
+    NOT_ENCODABLE,
+    Delivery,
+    DeliveryError,
+    bounded_type,
+    loads,
+    parse,
+    project_of,
+)
 from consumer.telemetry.logs import get as get_logger
 
 log = get_logger("gateway")
 
 WEBHOOK_PATH: Final = "/webhooks/voucherify"
-SOURCE: Final = "webhook"  # the activity-source header of what the gateway writes
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+MapDelivery = Callable[[Any], Delivery]  # parsed JSON -> Delivery; raises DeliveryError
 
 
 def _json_content(content_type: str) -> bool:
@@ -47,8 +59,11 @@ class Gateway:
         publisher: Publisher,
         metrics: GatewayMetrics,
         registry: CollectorRegistry,
+        mapping: MapDelivery = parse,
     ) -> None:
         self.settings = settings
+        self.mapping = mapping
+        self.dlq_topic = settings.dead_letter_topic()
         self.codec = codec
         self.publisher = publisher
         self.metrics = metrics
@@ -76,7 +91,7 @@ class Gateway:
         if reason:
             body["reason"] = reason
         if outcome != "accepted":
-            level = log.warning if status >= 500 or outcome == "unauthorized" else log.info
+            level = log.warning if status >= 500 or outcome in ("unauthorized", "dead_lettered") else log.info
             level("webhook refused" if status >= 400 else "webhook answered", outcome=outcome, status=status, **fields)
         return web.json_response(body, status=status, headers=headers)
 
@@ -119,50 +134,48 @@ class Gateway:
         if length is not None and length > self.settings.max_body_bytes:
             return self._answer("too_large", 413, f"the body is over {self.settings.max_body_bytes} bytes")
         body = await request.read()
+        received_ms = int(time.time() * 1000)
         signature = request.headers.get(SIGNATURE_HEADER)
         if not well_formed(signature):
             return self._unauthorized("missing" if signature is None else "malformed")
         try:
             doc = loads(body)
         except DeliveryError as exc:
-            if not self.verifier.verify(body, signature, None):
+            signed, signer = self.verifier.signer(body, signature)
+            if not signed:
                 return self._unauthorized("wrong")
-            return self._answer("bad_request", 400, str(exc))
+            return await self._dead_letter(body, exc, received_ms, signer, None)
         project_id = project_of(doc)
-        if not self.verifier.verify(body, signature, project_id):
+        if project_id is None:
+            signed, project_id = self.verifier.signer(body, signature)
+        else:
+            signed = self.verifier.verify(body, signature, project_id)
+        if not signed:
             return self._unauthorized("wrong")
         try:
-            delivery = parse(doc)
+            delivery = self.mapping(doc)
         except DeliveryError as exc:
-            return self._answer("bad_request", 400, str(exc))
+            return await self._dead_letter(body, exc, received_ms, project_id, readable_id(doc, "id"))
         fields = {"delivery_id": delivery.delivery_id, "project_id": delivery.project_id}
         if not delivery.is_customer_event:
             self.metrics.ignored.labels(delivery.family).inc()
             return self._answer("ignored", 200, None, event_family=delivery.family, **fields)
-        encode = functools.partial(
-            input_record,
-            self.codec,
-            delivery.activity,
-            source=SOURCE,
-            delivery_id=delivery.delivery_id,
-            project_id=delivery.project_id,
-        )
+        encode = functools.partial(webhook_record, self.codec, delivery)
         try:
             if self._framing_known:
                 record = encode()
             else:  # Confluent framing before the schema id is known: the registry call must not block the loop
                 record = await asyncio.get_running_loop().run_in_executor(None, encode)
                 self._framing_known = True
-        except EncodeError as exc:
-            return self._answer("bad_request", 400, f"the event cannot be written to the contract: {exc}", **fields)
+        except EncodeError as exc:  # the event's own fault: kept, like any unreadable delivery
+            error = DeliveryError(f"the event cannot be written to the contract: {exc}", NOT_ENCODABLE)
+            return await self._dead_letter(body, error, received_ms, delivery.project_id, delivery.delivery_id)
         except RegistryUnavailable as exc:  # Confluent framing: the registry did not answer; not the event's fault
             log.warning("schema registry unavailable", error_class=type(exc).__name__)
             return self._answer("unavailable", 503, "schema registry unavailable")
         topic = self.settings.topic_for(delivery.project_id)
         started = time.monotonic()
-        outcome = await self.publisher.publish(
-            topic, record, (topic, delivery.event_id), self.settings.ack_timeout_seconds
-        )
+        outcome = await self._publish(topic, record, (topic, delivery.event_id))
         fields["activity_type"] = bounded_type(delivery.event_type)
         if outcome is Outcome.ACKED:
             log.debug("webhook accepted", ack_ms=round((time.monotonic() - started) * 1000, 1), **fields)
@@ -170,6 +183,37 @@ class Gateway:
         if outcome is Outcome.DUPLICATE:
             self.metrics.duplicates.inc()
             return self._answer("duplicate", 200, "already stored", **fields)
+        return self._unstored(outcome, **fields)
+
+    async def _dead_letter(
+        self, body: bytes, error: DeliveryError, received_ms: int, project_id: str | None, delivery_id: str | None
+    ) -> web.Response:
+        """A signed body the mapping cannot read: stored as received, then answered 202."""
+        reason = str(error)
+        record = dead_letter(
+            body,
+            code=error.code,
+            reason=reason,
+            error_class=type(error).__name__,
+            received_at_ms=received_ms,
+            project_id=project_id,
+            delivery_id=delivery_id,
+            source=WEBHOOK,
+        )
+        outcome = await self._publish(self.dlq_topic, record, dedupe_key(body))
+        fields = {"reason_code": error.code, "project_id": project_id, "delivery_id": delivery_id}
+        if outcome is Outcome.ACKED:
+            self.metrics.dead_letters.labels(error.code).inc()
+            return self._answer("dead_lettered", 202, f"dead-lettered to {self.dlq_topic}: {reason}", **fields)
+        if outcome is Outcome.DUPLICATE:
+            self.metrics.duplicates.inc()
+            return self._answer("dead_lettered", 202, f"already dead-lettered to {self.dlq_topic}", **fields)
+        return self._unstored(outcome, **fields)
+
+    async def _publish(self, topic: str, record: InputRecord, key: Hashable) -> Outcome:
+        return await self.publisher.publish(topic, record, key, self.settings.ack_timeout_seconds)
+
+    def _unstored(self, outcome: Outcome, **fields: Any) -> web.Response:
         if outcome is Outcome.TIMEOUT:
             return self._answer("timeout", 503, "the broker did not acknowledge in time", **fields)
         return self._answer("unavailable", 503, "the broker is unavailable", **fields)

@@ -1,6 +1,6 @@
 """The gateway's metrics, named once here (deploy/ dashboards and alerts read these names).
 
-Labels hold bounded values only: outcomes, status codes and event families."""
+Labels hold bounded values only: outcomes, status codes, event families and reason codes."""
 
 from __future__ import annotations
 
@@ -9,8 +9,11 @@ from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from consumer.pipeline.codec.delivery_json import REASON_CODES
+
 OUTCOMES: Final = (
     "accepted",
+    "dead_lettered",
     "duplicate",
     "ignored",
     "unauthorized",
@@ -46,6 +49,14 @@ class GatewayMetrics:
             ["event_family"],
             registry=registry,
         )
+        self.dead_letters = Counter(
+            f"{p}dead_letters",
+            "Signed deliveries the mapping cannot read, kept in the gateway's dead-letter topic, by reason.",
+            ["reason"],
+            registry=registry,
+        )
+        for reason in REASON_CODES:
+            self.dead_letters.labels(reason)  # a zero from the start: rate() and alerts see the series
         self.ack_seconds = Histogram(
             f"{p}ack_seconds", "Produce to broker acknowledgement.", buckets=ACK_BUCKETS, registry=registry
         )

@@ -4,10 +4,13 @@ headers. Every way in (`produce`, the webhook gateway, the backfill) builds reco
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from consumer.contract import H_ACTIVITY_ID, H_ACTIVITY_TYPE, H_DELIVERY_ID, H_INGEST_SOURCE, H_PROJECT_ID
 from consumer.pipeline.codec import AvroCodec
+from consumer.pipeline.codec.delivery_json import Delivery
+
+WEBHOOK: Final = "webhook"  # the activity-source header of what the gateway (and its dead-letter remap) writes
 
 
 def customer_key(activity: dict[str, Any]) -> str | None:
@@ -51,3 +54,10 @@ def input_record(
     if project_id:
         headers.append((H_PROJECT_ID, project_id.encode()))
     return InputRecord(customer_key(activity), value, headers)
+
+
+def webhook_record(codec: AvroCodec, delivery: Delivery) -> InputRecord:
+    """What the gateway writes for a customer event's delivery (a remapped dead letter too)."""
+    return input_record(
+        codec, delivery.activity, source=WEBHOOK, delivery_id=delivery.delivery_id, project_id=delivery.project_id
+    )

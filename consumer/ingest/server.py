@@ -11,6 +11,7 @@ import asyncio
 import logging
 import signal
 import time
+from typing import Any
 
 from aiohttp import web
 from confluent_kafka import KafkaException
@@ -20,8 +21,10 @@ from consumer.config import GatewaySettings
 from consumer.ingest.gateway import Gateway
 from consumer.ingest.metrics import GatewayMetrics
 from consumer.ingest.publisher import Publisher, producer_config
+from consumer.kafka_keys import PRODUCER_ONLY
 from consumer.pipeline.codec import AvroCodec
 from consumer.pipeline.codec.registry import connect
+from consumer.pipeline.topics import create_topics, partition_counts
 from consumer.telemetry.logs import get as get_logger
 
 log = get_logger("gateway")
@@ -65,6 +68,7 @@ class GatewayServer:
         self.gateway = Gateway(self.settings, self.codec, publisher, self.metrics, self.registry)
         if self.codec.confluent is not None:
             await loop.run_in_executor(None, self._register_schema)
+        await loop.run_in_executor(None, self._ensure_dead_letter_topic, config)
         grace = self.settings.shutdown_grace_seconds
         # In-flight requests wait at most their ack bound; what is left of the grace flushes.
         self._runner = web.AppRunner(self.gateway.app(), access_log=None, shutdown_timeout=max(grace - 1.0, 0.5))
@@ -73,6 +77,21 @@ class GatewayServer:
         await site.start()
         self.port = int(self._runner.addresses[0][1])
         log.info("gateway listening", host=self.settings.host, port=self.port, settings=self.settings.redacted())
+
+    def _ensure_dead_letter_topic(self, config: dict[str, Any]) -> None:
+        """Create the dead-letter topic, with the input topic's partitions, when it is missing. Not
+        fatal: without it (no ACL to create, broker away) a dead letter is answered 503 and re-sent."""
+        topic = self.settings.dead_letter_topic()
+        client = {k: v for k, v in config.items() if k not in PRODUCER_ONLY and k != "bootstrap.servers"}
+        try:
+            counts = partition_counts(
+                self.settings.bootstrap_servers, [topic, str(self.settings.topic)], client_config=client
+            )
+            if topic not in counts:
+                partitions = counts.get(str(self.settings.topic), 1)
+                create_topics(self.settings.bootstrap_servers, {topic: partitions}, client_config=client, timeout_s=10)
+        except (KafkaException, TimeoutError) as exc:
+            log.warning("dead-letter topic unavailable", topic=topic, error=str(exc)[:200])
 
     def _register_schema(self) -> None:
         """Confluent framing: the schema id, fetched before the first request needs it."""

@@ -70,3 +70,14 @@ class Verifier:
         if signature is None or not well_formed(signature):
             return False
         return matches(self.secrets_for(project_id), body, signature)
+
+    def signer(self, body: bytes, signature: str | None) -> tuple[bool, str | None]:
+        """For a body that names no project (unreadable, or not a delivery): whether any secret
+        signed it, and the project whose own secret did (None for the plain list). No project
+        is claimed, so no project's rule is bypassed by trying them all."""
+        if self.verify(body, signature, None):
+            return True, None
+        for project_id in self.per_project:
+            if self.verify(body, signature, project_id):
+                return True, project_id
+        return False, None

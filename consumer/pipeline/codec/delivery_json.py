@@ -47,10 +47,38 @@ FAMILIES: Final = frozenset(
     }
 )
 _REQUIRED: Final = ("id", "project_id", "created_at", "type", "data", "source", "event")
+FORMAT_VERSION: Final = "2024-01-01"  # the one documented webhook format
+
+# Why a body is not a delivery this mapping reads: a dead letter's reason code, a metric label.
+NOT_JSON: Final = "not_json"  # not UTF-8 or not JSON
+TOO_DEEP: Final = "too_deep"  # JSON nested past the parser's depth
+NOT_OBJECT: Final = "not_object"  # JSON, but an array, a string, a number, ...
+NOT_DELIVERY: Final = "not_delivery"  # an object without the delivery envelope (`source`, `event`)
+UNKNOWN_FORMAT: Final = "unknown_format"  # a `version` other than FORMAT_VERSION
+RESHAPED_PAYLOAD: Final = "reshaped_payload"  # a distribution whose payload designer changed the body
+MISSING_FIELD: Final = "missing_field"  # a webhook envelope without a required key
+WRONG_TYPE: Final = "wrong_type"  # a key of the wrong type or an unknown `source.object`
+NOT_ENCODABLE: Final = "not_encodable"  # a delivery whose activity the contract cannot hold
+REASON_CODES: Final = (
+    NOT_JSON,
+    TOO_DEEP,
+    NOT_OBJECT,
+    NOT_DELIVERY,
+    UNKNOWN_FORMAT,
+    RESHAPED_PAYLOAD,
+    MISSING_FIELD,
+    WRONG_TYPE,
+    NOT_ENCODABLE,
+)
 
 
 class DeliveryError(ValueError):
-    """The body is JSON but not a Voucherify delivery; the message names what is wrong (no values)."""
+    """The body is not a Voucherify delivery this mapping reads; the message names what is wrong
+    (never a value from the body) and `code` is one of REASON_CODES."""
+
+    def __init__(self, message: str, code: str = WRONG_TYPE) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,11 +106,12 @@ def loads(body: bytes) -> Any:
     try:
         return json.loads(body)
     except UnicodeDecodeError:
-        raise DeliveryError("the body is not UTF-8 text") from None
+        raise DeliveryError("the body is not UTF-8 text", NOT_JSON) from None
     except json.JSONDecodeError as exc:
-        raise DeliveryError(f"the body is not JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+        where = f"{exc.msg} at line {exc.lineno} column {exc.colno}"
+        raise DeliveryError(f"the body is not JSON ({where})", NOT_JSON) from None
     except RecursionError:
-        raise DeliveryError("the body nests JSON too deeply") from None
+        raise DeliveryError("the body nests JSON too deeply", TOO_DEEP) from None
 
 
 def is_delivery(doc: Any) -> bool:
@@ -109,10 +138,21 @@ def _text(obj: dict[str, Any], key: str, where: str) -> str:
 def parse(doc: Any) -> Delivery:
     """A parsed JSON document -> Delivery; raises DeliveryError naming the first problem."""
     if not isinstance(doc, dict):
-        raise DeliveryError(f"a delivery is a JSON object, not {_json_kind(doc)}")
+        raise DeliveryError(f"a delivery is a JSON object, not {_json_kind(doc)}", NOT_OBJECT)
+    version = doc.get("version", FORMAT_VERSION)
+    if version != FORMAT_VERSION:
+        shown = repr(version) if isinstance(version, str) and re.fullmatch(r"[\w.-]{1,32}", version) else "unusual"
+        raise DeliveryError(
+            f"an unknown webhook format (version {shown}; this gateway reads {FORMAT_VERSION})", UNKNOWN_FORMAT
+        )
     missing = [k for k in _REQUIRED if k not in doc]
     if missing:
-        raise DeliveryError(f"not a Voucherify delivery: missing {', '.join(repr(k) for k in missing)}")
+        named = ", ".join(repr(k) for k in missing)
+        if _is_distribution(doc):
+            raise DeliveryError(f"a distribution's payload was reshaped: missing {named}", RESHAPED_PAYLOAD)
+        if "source" not in doc and "event" not in doc:
+            raise DeliveryError(f"not a Voucherify delivery: missing {named}", NOT_DELIVERY)
+        raise DeliveryError(f"not a Voucherify delivery: missing {named}", MISSING_FIELD)
     delivery_id = _text(doc, "id", "")
     project_id = _text(doc, "project_id", "")
     _text(doc, "type", "")
@@ -137,6 +177,11 @@ def parse(doc: Any) -> Delivery:
             activity[key] = event[key]
     activity["data"] = doc["data"]
     return Delivery(delivery_id, project_id, str(kind), event_id, event_type, activity)
+
+
+def _is_distribution(doc: dict[str, Any]) -> bool:
+    source = doc.get("source")
+    return isinstance(source, dict) and source.get("object") == "distribution"
 
 
 def _json_kind(doc: Any) -> str:
