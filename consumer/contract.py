@@ -98,8 +98,8 @@ def dead_letter_topic(source_topic: str, dlq_topic: str | None = None) -> str:
 def is_own_output(topic: str, streams: Iterable[str], prefix: str | None = None, dlq_topic: str | None = None) -> bool:
     """True for a topic named by the rules above (an input pattern may match our own outputs):
     with a prefix or dead-letter topic given, exactly those; by default any `<topic>.<stream>`
-    and any `<topic>.dlq`."""
-    if topic == dlq_topic or (dlq_topic is None and topic.endswith(DLQ_SUFFIX)):
+    and any `<topic>.dlq`. The gateway's default dead-letter topics are never inputs."""
+    if topic.endswith(GATEWAY_DLQ_SUFFIX) or topic == dlq_topic or (dlq_topic is None and topic.endswith(DLQ_SUFFIX)):
         return True
     if prefix is not None:
         return topic.startswith(prefix) and topic[len(prefix) :] in set(streams)

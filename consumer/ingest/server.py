@@ -64,6 +64,9 @@ class GatewayServer:
         route_aiohttp_logs()
         loop = asyncio.get_running_loop()
         config = producer_config(self.settings.bootstrap_servers, self.settings.kafka)
+        # A dead letter is the whole body: librdkafka's default limit (1,000,000) is under the body limit's.
+        limit = max(int(config.get("message.max.bytes", 1_000_000)), self.settings.max_body_bytes + 65_536)
+        config["message.max.bytes"] = limit
         publisher = Publisher(config, self.metrics, window=self.settings.dedupe_window, loop=loop)
         self.gateway = Gateway(self.settings, self.codec, publisher, self.metrics, self.registry)
         if self.codec.confluent is not None:

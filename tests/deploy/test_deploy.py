@@ -811,6 +811,8 @@ REQUIRED_PANELS: dict[str, tuple[set[str], str]] = {
     "gateway ack latency p99": ({"activity_gateway_ack_seconds_bucket"}, "histogram_quantile(0.99,"),
     "gateway in-flight requests": ({"activity_gateway_in_flight_requests"}, ""),
     "gateway ignored deliveries": ({"activity_gateway_ignored_total"}, "by (event_family)"),
+    "gateway dead letters by reason": ({"activity_gateway_dead_letters_total"}, "by (reason)"),
+    "gateway bodies over the limit": ({"activity_gateway_requests_total"}, 'outcome="too_large"'),
 }
 
 

@@ -173,3 +173,12 @@ def test_an_ignored_event_and_a_valid_one_are_unchanged(
     assert post(gw.port, body_of(good, False)).status == 200
     dlq = read_all(kafka_bootstrap, [topics["dlq"]])
     assert not any(good["event"]["id"].encode() in (r.value or b"") for r in dlq)
+
+
+def test_an_unreadable_body_just_under_the_body_limit_is_kept_whole(
+    gw: RunningGateway, kafka_bootstrap: str, topics: dict[str, str]
+) -> None:
+    body = b"x" * (gw.server.settings.max_body_bytes - 10)  # over librdkafka's default 1,000,000-byte record
+    answer = post(gw.port, body)
+    assert answer.status == 202, answer
+    assert len(_dead_letters(kafka_bootstrap, topics["dlq"], body)) == 1

@@ -28,11 +28,11 @@ def _sink(**changes: str) -> Iterator[Sink]:
         ({}, ["ca.x.lifecycle", "ca.x.dlq", "anything.other"], ["ca.x", "ca.lifecycle-archive", "ca.out-lifecycle"]),
         (
             {"output_prefix": "ca.out-", "dlq_topic": "ca.dead"},
-            ["ca.out-lifecycle", "ca.out-other", "ca.dead"],
+            ["ca.out-lifecycle", "ca.out-other", "ca.dead", "ca.x.gateway.dlq"],
             # the default suffixes are not ours once the names are configured
             ["ca.x.lifecycle", "ca.x.dlq", "ca.out-unknown", "ca.dead.2", "ca.x"],
         ),
-        ({"dlq_topic": "ca.dead"}, ["ca.dead", "ca.x.lifecycle"], ["ca.x.dlq", "ca.x"]),
+        ({"dlq_topic": "ca.dead"}, ["ca.dead", "ca.x.lifecycle", "ca.x.gateway.dlq"], ["ca.x.dlq", "ca.x"]),
         ({"output_prefix": "results."}, ["results.lifecycle", "ca.x.dlq"], ["ca.x.lifecycle", "results.x"]),
     ],
 )
