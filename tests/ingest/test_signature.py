@@ -72,3 +72,13 @@ def test_project_secrets_verify_their_project_only_and_the_plain_list_the_rest()
     only_projects = Verifier([], {"proj_a": ["own-1"]})
     assert not only_projects.verify(body, sign("own-1", body), "proj_unknown")
     assert not only_projects.verify(body, None, "proj_a")
+
+
+def test_a_body_that_names_no_project_is_tried_against_every_secret_and_says_whose() -> None:
+    body = b"not json at all"
+    verifier = Verifier(["plain"], {"proj_a": ["own-1"], "proj_b": ["own-2"]})
+    assert verifier.signer(body, sign("plain", body)) == (True, None)
+    assert verifier.signer(body, sign("own-2", body)) == (True, "proj_b")
+    assert verifier.signer(body, sign("someone-else", body)) == (False, None)
+    assert verifier.signer(body, None) == (False, None)
+    assert Verifier([], {"proj_a": ["own-1"]}).signer(body, sign("own-1", body)) == (True, "proj_a")
