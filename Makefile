@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SHARED ?= ../shared
 
-.PHONY: run test test-fast lint format schemas readme bench bench-smoke bench-gateway soak clean
+.PHONY: run test test-fast test-py313 lint format schemas readme bench bench-smoke bench-gateway soak clean
 
 $(STAMP): pyproject.toml setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,9 +17,33 @@ $(STAMP): pyproject.toml setup.py
 run: $(STAMP)
 	$(BIN)/activity-consumer demo
 
-## make test: the whole suite (unit, conformance, deploy checks, real broker, fault injection)
+## make test: the whole suite (unit, conformance, deploy checks, real broker, fault injection),
+## then the fast tests on CPython 3.13 where this machine has it
 test: $(STAMP)
 	$(BIN)/pytest -q -p no:cacheprovider
+	$(MAKE) --no-print-directory test-py313
+
+# CPython 3.13: the first interpreter that runs and says 3.13 (PATH, then pyenv's versions), if any.
+PY313 ?= $(shell for p in python3.13 $$HOME/.pyenv/versions/3.13*/bin/python3.13 /usr/bin/python3.13; do \
+	"$$p" -c 'import sys; assert sys.version_info[:2] == (3, 13)' >/dev/null 2>&1 && { echo "$$p"; break; }; done)
+VENV313  := .venv-313
+STAMP313 := $(VENV313)/.installed
+
+$(STAMP313): pyproject.toml setup.py
+	test -x $(VENV313)/bin/python || $(PY313) -m venv $(VENV313)
+	$(VENV313)/bin/pip install --quiet --upgrade pip
+	$(VENV313)/bin/pip install --quiet -e '.[dev]'
+	touch $(STAMP313)
+
+## make test-py313: unit and conformance tests on CPython 3.13 (fastavro: cavro has no 3.13 wheels)
+test-py313:
+ifeq ($(strip $(PY313)),)
+	@echo "test-py313: no CPython 3.13 interpreter on this machine; the fast tests ran on $$($(PYTHON) --version 2>&1) only"
+else
+	@$(MAKE) --no-print-directory $(STAMP313)
+	@echo "test-py313: unit and conformance tests on $$($(PY313) --version 2>&1) ($(PY313)), fastavro engine"
+	$(VENV313)/bin/pytest -q -p no:cacheprovider tests/unit tests/conformance
+endif
 
 test-fast: $(STAMP)
 	$(BIN)/pytest -q -p no:cacheprovider tests/unit tests/conformance
@@ -71,4 +95,4 @@ soak: $(STAMP)
 	ACTIVITY_SOAK_OVERLOAD_S=$(SOAK_SECONDS) $(BIN)/pytest -q -s -p no:cacheprovider tests/integration/test_overload_soak.py
 
 clean:
-	rm -rf $(VENV) $(BENCH_VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build *.egg-info
+	rm -rf $(VENV) $(BENCH_VENV) $(VENV313) .pytest_cache .mypy_cache .ruff_cache .hypothesis build *.egg-info
