@@ -22,7 +22,8 @@ from consumer.contract import (
     H_INGEST_SOURCE,
     H_PROJECT_ID,
 )
-from consumer.ingest.records import InputRecord
+from consumer.ingest.records import WEBHOOK, InputRecord
+from consumer.pipeline.codec.delivery_json import DeliveryError
 
 SIGNATURE_VERIFIED: Final = b"verified"
 _ID = re.compile(r"[A-Za-z0-9_-]{1,100}")
@@ -40,24 +41,16 @@ def dedupe_key(body: bytes) -> tuple[str, str]:
 
 
 def dead_letter(
-    body: bytes,
-    *,
-    code: str,
-    reason: str,
-    error_class: str,
-    received_at_ms: int,
-    project_id: str | None,
-    delivery_id: str | None,
-    source: str,
+    body: bytes, error: DeliveryError, *, received_at_ms: int, project_id: str | None, delivery_id: str | None
 ) -> InputRecord:
     """The record for an unreadable but authentic delivery: the body as received."""
     headers = [
-        (H_DLQ_REASON_CODE, code.encode()),
-        (H_DLQ_REASON, reason.encode()[:1000]),
-        (H_DLQ_ERROR_CLASS, error_class.encode()),
+        (H_DLQ_REASON_CODE, error.code.encode()),
+        (H_DLQ_REASON, str(error).encode()[:1000]),
+        (H_DLQ_ERROR_CLASS, type(error).__name__.encode()),
         (H_DLQ_FAILED_AT, str(received_at_ms).encode()),
         (H_DLQ_SIGNATURE, SIGNATURE_VERIFIED),
-        (H_INGEST_SOURCE, source.encode()),
+        (H_INGEST_SOURCE, WEBHOOK.encode()),
     ]
     if project_id:
         headers.append((H_PROJECT_ID, project_id.encode()))

@@ -25,7 +25,7 @@ from consumer.config import GatewaySettings
 from consumer.ingest.dead_letters import dead_letter, dedupe_key, readable_id
 from consumer.ingest.metrics import GatewayMetrics
 from consumer.ingest.publisher import Outcome, Publisher
-from consumer.ingest.records import WEBHOOK, InputRecord, webhook_record
+from consumer.ingest.records import InputRecord, webhook_record
 from consumer.ingest.signature import SIGNATURE_HEADER, Verifier, well_formed
 from consumer.pipeline.codec import AvroCodec, EncodeError, RegistryUnavailable
 from consumer.pipeline.codec.delivery_json import (
@@ -189,22 +189,12 @@ class Gateway:
         self, body: bytes, error: DeliveryError, received_ms: int, project_id: str | None, delivery_id: str | None
     ) -> web.Response:
         """A signed body the mapping cannot read: stored as received, then answered 202."""
-        reason = str(error)
-        record = dead_letter(
-            body,
-            code=error.code,
-            reason=reason,
-            error_class=type(error).__name__,
-            received_at_ms=received_ms,
-            project_id=project_id,
-            delivery_id=delivery_id,
-            source=WEBHOOK,
-        )
+        record = dead_letter(body, error, received_at_ms=received_ms, project_id=project_id, delivery_id=delivery_id)
         outcome = await self._publish(self.dlq_topic, record, dedupe_key(body))
         fields = {"reason_code": error.code, "project_id": project_id, "delivery_id": delivery_id}
         if outcome is Outcome.ACKED:
             self.metrics.dead_letters.labels(error.code).inc()
-            return self._answer("dead_lettered", 202, f"dead-lettered to {self.dlq_topic}: {reason}", **fields)
+            return self._answer("dead_lettered", 202, f"dead-lettered to {self.dlq_topic}: {error}", **fields)
         if outcome is Outcome.DUPLICATE:
             self.metrics.duplicates.inc()
             return self._answer("dead_lettered", 202, f"already dead-lettered to {self.dlq_topic}", **fields)
