@@ -3,7 +3,6 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-SHARED ?= ../shared
 
 .PHONY: run test test-fast test-py313 lint format schemas readme bench bench-smoke bench-gateway soak clean
 
@@ -17,11 +16,18 @@ $(STAMP): pyproject.toml setup.py
 run: $(STAMP)
 	$(BIN)/activity-consumer demo
 
-## make test: the whole suite (unit, conformance, deploy checks, real broker, fault injection),
-## then the fast tests on CPython 3.13 where this machine has it
+## make test: the whole suite (unit, conformance, deploy checks, real broker, fault injection):
+## the tests side by side (they mostly wait: each pytest-xdist worker has its own broker), then
+## those that measure time or load (`serial`) alone, then the fast tests on CPython 3.13 where
+## this machine has it; it ends with the 15 slowest tests and the totals of every run.
+TEST_WORKERS ?= 4
+REPORTS      := .test-reports
 test: $(STAMP)
-	$(BIN)/pytest -q -p no:cacheprovider
-	$(MAKE) --no-print-directory test-py313
+	@rm -rf $(REPORTS) && mkdir -p $(REPORTS)
+	$(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist worksteal -m "not serial" --junitxml=$(REPORTS)/parallel.xml
+	$(BIN)/pytest -q -p no:cacheprovider -m serial --junitxml=$(REPORTS)/serial.xml
+	@$(MAKE) --no-print-directory test-py313 PY313_REPORT=$(abspath $(REPORTS))/py313.xml
+	@$(BIN)/python -m tests.support.slowest $(REPORTS)/*.xml
 
 # CPython 3.13: the first interpreter that runs and says 3.13 (PATH, then pyenv's versions), if any.
 PY313 ?= $(shell for p in python3.13 $$HOME/.pyenv/versions/3.13*/bin/python3.13 /usr/bin/python3.13; do \
@@ -42,7 +48,7 @@ ifeq ($(strip $(PY313)),)
 else
 	@$(MAKE) --no-print-directory $(STAMP313)
 	@echo "test-py313: unit and conformance tests on $$($(PY313) --version 2>&1) ($(PY313)), fastavro engine"
-	$(VENV313)/bin/pytest -q -p no:cacheprovider tests/unit tests/conformance
+	$(VENV313)/bin/pytest -q -p no:cacheprovider tests/unit tests/conformance $(if $(PY313_REPORT),--junitxml=$(PY313_REPORT))
 endif
 
 test-fast: $(STAMP)
@@ -57,9 +63,9 @@ format: $(STAMP)
 	$(BIN)/ruff format consumer tests bench
 	$(BIN)/ruff check --fix consumer tests bench
 
-## make schemas: regenerate avro/ from Voucherify's OpenAPI facts
+## make schemas: regenerate avro/ from Voucherify's OpenAPI facts (consumer/devtools/data/voucherify/)
 schemas: $(STAMP)
-	$(BIN)/python -m consumer.devtools.schemagen --openapi $(SHARED)/voucherify/customer-activity.openapi-schemas.json --out avro
+	$(BIN)/python -m consumer.devtools.schemagen --out avro
 
 ## make readme: regenerate README.md's settings table from consumer/config.py
 readme: $(STAMP)
@@ -95,4 +101,4 @@ soak: $(STAMP)
 	ACTIVITY_SOAK_OVERLOAD_S=$(SOAK_SECONDS) $(BIN)/pytest -q -s -p no:cacheprovider tests/integration/test_overload_soak.py
 
 clean:
-	rm -rf $(VENV) $(BENCH_VENV) $(VENV313) .pytest_cache .mypy_cache .ruff_cache .hypothesis build *.egg-info
+	rm -rf $(VENV) $(BENCH_VENV) $(VENV313) $(REPORTS) .pytest_cache .mypy_cache .ruff_cache .hypothesis build *.egg-info

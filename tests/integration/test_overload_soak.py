@@ -44,7 +44,7 @@ from tests.integration.fault_support import committed, fast_stream
 from tests.integration.worker_support import output_topics, start_worker, stop_worker
 from tests.support.fault_matrix import Expect, MatrixRecorder, expectations, tally
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.integration, pytest.mark.serial, pytest.mark.timeout(900)]
 
 OVERLOAD_S = float(os.environ.get("ACTIVITY_SOAK_OVERLOAD_S", "15"))
 PARTITIONS = 4

@@ -28,7 +28,7 @@ from consumer.runtime.worker import Worker
 from tests.integration.fault_support import fast_stream
 from tests.integration.worker_support import TANSU_GROUP, produce
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.integration, pytest.mark.serial, pytest.mark.timeout(120)]
 
 EVENTS = 12_000
 PARTITIONS = 4
