@@ -154,6 +154,19 @@ def fault_matrix(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
     return MatrixRecorder(tmp_path_factory.getbasetemp() / _FILE, rows, request.node.nodeid)
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """A pytest-xdist worker hands its rows to the controller, which prints the table."""
+    output = getattr(session.config, "workeroutput", None)
+    if output is not None:
+        output[_FILE] = json.dumps(session.config.stash.get(_ROWS_KEY, []))
+
+
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: absent from a run without it
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    rows = json.loads(getattr(node, "workeroutput", {}).get(_FILE, "[]"))
+    node.config.stash.setdefault(_ROWS_KEY, []).extend(rows)
+
+
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     rows = config.stash.get(_ROWS_KEY, [])
     if not rows:
