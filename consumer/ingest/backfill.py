@@ -80,7 +80,7 @@ class Backfill:
     def run(self) -> bool:
         """Page until done (True) or stopped (False); raises ApiError, PageNotDelivered."""
         if self.position.complete:
-            log.info("backfill already complete; nothing to do", progress_file=str(self.store.path))
+            log.info("backfill_already_complete", progress_file=str(self.store.path))
             return True
         try:
             if self.customers:
@@ -144,7 +144,9 @@ class Backfill:
                     self._customer(str(c["id"]))
             if not page.get("has_more") or not customers:
                 return
-        log.warning("over 9,900 customers created at one instant; the rest cannot be listed", at=instant)
+        log.warning(
+            "instant_overfull", at=instant
+        )  # over 9,900 customers created at one instant: the rest cannot be listed
 
     # -- one customer's activities
 
@@ -162,7 +164,7 @@ class Backfill:
                 page = self.client.activity(customer_id, params)
             except NotFound:
                 self.tally.deleted += 1
-                log.info("customer not found (deleted since listed?): skipped", customer_id=customer_id)
+                log.info("customer_not_found", customer_id=customer_id)  # deleted since listed: skipped
                 break
             activities = _items(page, "data")
             self._send_page(customer_id, after, activities)
@@ -192,7 +194,7 @@ class Backfill:
         for a in activities:
             if not isinstance(a, dict):
                 self.tally.unencodable += 1
-                log.warning("activity is not a JSON object; not sent", customer_id=customer_id)
+                log.warning("activity_not_an_object", customer_id=customer_id)  # not sent
                 continue
             activity_id = a.get("id")
             if isinstance(activity_id, str) and activity_id in self._seen:
@@ -203,7 +205,7 @@ class Backfill:
             except (EncodeError, KeyError, TypeError) as exc:
                 self.tally.unencodable += 1
                 log.warning(
-                    "activity cannot be encoded; not sent",
+                    "activity_not_encodable",  # not sent
                     activity_id=activity_id,
                     activity_type=a.get("type"),
                     customer_id=customer_id,

@@ -92,7 +92,7 @@ class Gateway:
             body["reason"] = reason
         if outcome != "accepted":
             level = log.warning if status >= 500 or outcome in ("unauthorized", "dead_lettered") else log.info
-            level("webhook refused" if status >= 400 else "webhook answered", outcome=outcome, status=status, **fields)
+            level("webhook_refused" if status >= 400 else "webhook_answered", outcome=outcome, status=status, **fields)
         return web.json_response(body, status=status, headers=headers)
 
     @web.middleware
@@ -117,7 +117,7 @@ class Gateway:
                 return answer
             return self._answer("bad_request", 400, exc.reason)
         except Exception as exc:  # a bug: answer something Voucherify retries, never a traceback
-            log.error("webhook handler failed", error_class=type(exc).__name__)
+            log.error("webhook_handler_failed", error_class=type(exc).__name__)
             return self._answer("unavailable", 503, "internal error")
         finally:
             if not probe:
@@ -171,14 +171,14 @@ class Gateway:
             error = DeliveryError(f"the event cannot be written to the contract: {exc}", NOT_ENCODABLE)
             return await self._dead_letter(body, error, received_ms, delivery.project_id, delivery.delivery_id)
         except RegistryUnavailable as exc:  # Confluent framing: the registry did not answer; not the event's fault
-            log.warning("schema registry unavailable", error_class=type(exc).__name__)
+            log.warning("registry_unavailable", error_class=type(exc).__name__)
             return self._answer("unavailable", 503, "schema registry unavailable")
         topic = self.settings.topic_for(delivery.project_id)
         started = time.monotonic()
         outcome = await self._publish(topic, record, (topic, delivery.event_id))
         fields["activity_type"] = bounded_type(delivery.event_type)
         if outcome is Outcome.ACKED:
-            log.debug("webhook accepted", ack_ms=round((time.monotonic() - started) * 1000, 1), **fields)
+            log.debug("webhook_accepted", ack_ms=round((time.monotonic() - started) * 1000, 1), **fields)
             return self._answer("accepted", 200)
         if outcome is Outcome.DUPLICATE:
             self.metrics.duplicates.inc()

@@ -59,7 +59,7 @@ class PageSender:
                 if now - stopped_at >= STOP_GRACE_S:
                     raise PageNotDelivered(f"stopped with {left} record(s) of a page not acknowledged by the broker")
             if now - last_log >= WAIT_LOG_EVERY_S:
-                log.warning("waiting for the broker to acknowledge", records=left, seconds=round(now - started))
+                log.warning("waiting_for_acks", records=left, seconds=round(now - started))
                 last_log = now
         if errors:
             raise PageNotDelivered(f"{len(errors)} record(s) of a page not delivered to {self.topic}: {errors[0]}")

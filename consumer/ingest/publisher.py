@@ -136,10 +136,10 @@ class Publisher:
             headers: list[tuple[str, str | bytes | None]] = list(record.headers)
             self.producer.produce(topic, record.value, record.key, headers=headers, on_delivery=delivered)
         except BufferError:  # the local queue is full: answer now, never block the loop
-            log.warning("producer queue full", queued=len(self.producer))
+            log.warning("producer_queue_full", queued=len(self.producer))
             return None
         except KafkaException as exc:
-            log.error("produce refused", error=str(exc.args[0]))
+            log.error("produce_refused", error=str(exc.args[0]))
             return None
         self._pending[key] = future
         return future
@@ -153,9 +153,9 @@ class Publisher:
             self.acknowledged.add(key)
             self.broker.up = True
         elif err is None:  # maybe stored, maybe not: answered 503, so Voucherify sends it again
-            log.warning("delivery report without an offset: not counted as stored")
+            log.warning("delivery_unverified")  # no offset: not counted as stored
         else:
-            log.warning("delivery failed", error=err.str(), code=err.name())
+            log.warning("delivery_failed", error=err.str(), code=err.name())
         if not future.done():
             future.set_result(verified)
 
@@ -163,15 +163,15 @@ class Publisher:
     def _on_error(self, err: KafkaError) -> None:
         if err.fatal():
             self.broker.fatal = err.str()
-            log.error("producer fatal error", error=err.str())
+            log.error("producer_fatal", error=err.str())
         elif err.code() == KafkaError._ALL_BROKERS_DOWN:
             if self.broker.up:
-                log.warning("broker unreachable", error=err.str())
+                log.warning("broker_unreachable", error=err.str())
             self.broker.went_away()
         elif err.code() in _AWAY:
             self.broker.suspect()
         else:
-            log.warning("producer error", error=err.str(), code=err.name())
+            log.warning("producer_error", error=err.str(), code=err.name())
 
     def _poll_loop(self) -> None:
         while not self._stop.is_set():
@@ -188,11 +188,11 @@ class Publisher:
                 self.producer.list_topics(timeout=PROBE_S * 2)
             except KafkaException:
                 if self.broker.up:
-                    log.warning("broker unreachable: metadata request failed")
+                    log.warning("broker_unreachable", error="metadata request failed")
                 self.broker.up = False
                 continue
             if not self.broker.up:
-                log.info("broker reachable")
+                log.info("broker_reachable")
             self.broker.up = True
 
     # -- shutdown ------------------------------------------------------------------------------

@@ -79,7 +79,7 @@ class GatewayServer:
         site = web.TCPSite(self._runner, self.settings.host, self.settings.port)
         await site.start()
         self.port = int(self._runner.addresses[0][1])
-        log.info("gateway listening", host=self.settings.host, port=self.port, settings=self.settings.redacted())
+        log.info("gateway_listening", host=self.settings.host, port=self.port, settings=self.settings.redacted())
 
     def _ensure_dead_letter_topic(self, config: dict[str, Any]) -> None:
         """Create the dead-letter topic, with the input topic's partitions, when it is missing. Not
@@ -94,7 +94,7 @@ class GatewayServer:
                 partitions = counts.get(str(self.settings.topic), 1)
                 create_topics(self.settings.bootstrap_servers, {topic: partitions}, client_config=client, timeout_s=10)
         except (KafkaException, TimeoutError) as exc:
-            log.warning("dead-letter topic unavailable", topic=topic, error=str(exc)[:200])
+            log.warning("dead_letter_topic_unavailable", topic=topic, error=str(exc)[:200])
 
     def _register_schema(self) -> None:
         """Confluent framing: the schema id, fetched before the first request needs it."""
@@ -102,7 +102,7 @@ class GatewayServer:
             assert self.codec.confluent is not None
             self.codec.confluent.frame(b"")
         except Exception as exc:
-            log.warning("schema registry unavailable at start; retried on each request", error_class=type(exc).__name__)
+            log.warning("registry_unavailable_at_start", error_class=type(exc).__name__)  # retried on each request
 
     async def stop(self) -> int:
         """Answer what is in flight, flush; the records left unacknowledged (0 on a clean stop)."""
@@ -116,7 +116,7 @@ class GatewayServer:
             return 0
         left_s = max(self.settings.shutdown_grace_seconds - (time.monotonic() - started), 0.5)
         left = await asyncio.get_running_loop().run_in_executor(None, gateway.publisher.close, left_s)
-        log.info("gateway stopped", unacknowledged=left, seconds=round(time.monotonic() - started, 2))
+        log.info("gateway_stopped", unacknowledged=left, seconds=round(time.monotonic() - started, 2))
         return left
 
 
@@ -129,15 +129,15 @@ async def serve(settings: GatewaySettings) -> int:
     try:
         await server.start()
     except (OSError, KafkaException) as exc:  # the port is taken, a bad KAFKA_* setting: say so, no traceback
-        log.error("gateway cannot start", error=str(exc))
+        log.error("gateway_cannot_start", error=str(exc))
         await server.stop()
         return 1
     await stop.wait()
-    log.info("gateway stopping: no new requests, answering those in flight")
+    log.info("gateway_stopping")  # no new requests; those in flight are answered
     left = await server.stop()
     if left:
         # Each was answered 503 (or not at all): Voucherify sends them again. Nothing was acknowledged.
-        log.warning("records not acknowledged at exit", count=left)
+        log.warning("unacknowledged_at_exit", count=left)
     return 0
 
 

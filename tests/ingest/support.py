@@ -14,11 +14,11 @@ from typing import Any
 
 from consumer.config import GatewaySettings, build
 from consumer.devtools import webhooks
+from consumer.devtools.corpus import EXAMPLES as CORPUS
 from consumer.ingest.gateway import WEBHOOK_PATH
 from consumer.ingest.signature import SIGNATURE_HEADER, sign
 
 REPO = Path(__file__).resolve().parents[2]
-CORPUS = REPO.parent / "shared" / "voucherify" / "examples"
 SECRET = "whsec-test-0123456789"
 PROJECT = "proj_t3st"
 EVENT_SOURCE = webhooks.EVENT_SOURCE

@@ -251,4 +251,4 @@ def test_an_activity_the_contract_cannot_carry_is_named_left_out_and_fails_the_r
     err = capsys.readouterr().err
     assert _summary_number(err, "activities that would be sent") == 5
     assert "NOT sent: 1 activities the contract cannot carry" in err
-    assert broken["id"] in err and "activity cannot be encoded" in err  # the log names it
+    assert broken["id"] in err and "activity_not_encodable" in err  # the log names it

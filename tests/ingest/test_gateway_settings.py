@@ -73,6 +73,6 @@ def test_a_port_in_use_ends_with_one_error_line_and_exit_1() -> None:
             timeout=60,
         )
     assert done.returncode == 1
-    errors = [json.loads(line) for line in done.stdout.splitlines() if '"gateway cannot start"' in line]
+    errors = [json.loads(line) for line in done.stdout.splitlines() if '"gateway_cannot_start"' in line]
     assert len(errors) == 1 and "address already in use" in errors[0]["error"]
     assert "Traceback" not in done.stdout + done.stderr

@@ -107,7 +107,7 @@ def test_sigterm_answers_the_requests_in_flight_and_exits_0(tmp_path: Path) -> N
         records = read_all(cluster.bootstraps, [topic])
 
     lines = [json.loads(line) for line in log_path.read_text().splitlines() if line.startswith("{")]
-    stopped = [line for line in lines if line.get("event") == "gateway stopped"]
+    stopped = [line for line in lines if line.get("event") == "gateway_stopped"]
     statuses = {k: (a.status if isinstance(a, Answer) else a) for k, a in answers.items()}
     print(json.dumps({"exit": code, "seconds_to_exit": round(took, 2), "answers": statuses, "late": late}))
     assert code == 0, log_path.read_text()[-3000:]
