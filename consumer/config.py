@@ -169,7 +169,7 @@ class Settings:
         None, Spec("SCHEMA_REGISTRY_URL", "Schema Registry URL; needed for Confluent framing")
     )
     transactional_id: str | None = setting(
-        None, Spec("ACTIVITY_TRANSACTIONAL_ID", "exactly-once producer id (default <group>-<host>)")
+        None, Spec("ACTIVITY_TRANSACTIONAL_ID", "exactly-once producer id (default <group>-<host>; -1, -2, ... for more workers of the group on one host)")
     )
     log_format: LogFormat = setting("auto", Spec("ACTIVITY_LOG_FORMAT", "log rendering", choices=LOG_FORMATS))
     log_level: str = setting("info", Spec("ACTIVITY_LOG_LEVEL", "log level", choices=LOG_LEVELS))

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Callable
+from dataclasses import replace
 from types import FrameType
 
 from consumer.config import Settings
+from consumer.runtime import instance
 from consumer.runtime.supervisor import run_processes
 from consumer.runtime.worker import Worker
 from consumer.telemetry.logs import get as get_logger
@@ -47,6 +49,11 @@ def serve_worker(worker: Worker, on_signal: Callable[[], None] | None = None) ->
 
 
 def run(settings: Settings) -> int:
+    slot = None
+    if settings.exactly_once and settings.transactional_id is None:
+        slot = instance.claim(settings.effective_transactional_id())  # held until this process exits
+        settings = replace(settings, transactional_id=slot.transactional_id(settings.effective_transactional_id()))
+        log.info("transactional_id_chosen", transactional_id=settings.transactional_id, slot=slot.number)
     if settings.processes > 1:
         return run_processes(settings, settings.processes)
     return serve_worker(Worker(settings))
