@@ -30,6 +30,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from consumer.devtools.corpus import EXAMPLES
 from consumer.devtools.embedded_broker import EmbeddedBroker, create_topics, free_tcp_port
 from consumer.devtools.webhooks import compact, delivery
 from consumer.ingest.gateway import WEBHOOK_PATH
@@ -37,14 +38,13 @@ from consumer.ingest.signature import SIGNATURE_HEADER, sign
 from consumer.telemetry.kafka_logs import routed
 
 REPO = Path(__file__).resolve().parents[1]
-CORPUS = REPO.parent / "shared" / "voucherify" / "examples"
 SECRET = "bench-secret"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 def deliveries(n: int) -> list[tuple[bytes, str]]:
     """n signed compact deliveries cycling through the corpus, each with its own event id."""
-    corpus = [json.loads(p.read_text()) for p in sorted(CORPUS.glob("*.json"))]
+    corpus = [json.loads(p.read_text()) for p in sorted(EXAMPLES.glob("*.json"))]
     out = []
     for i in range(n):
         activity = {**corpus[i % len(corpus)], "id": f"evcus_b{i:09d}{uuid.uuid4().hex[:6]}"}

@@ -20,6 +20,7 @@ from typing import Any
 from confluent_kafka import Producer
 
 from consumer.config import GatewaySettings, Settings
+from consumer.devtools.corpus import EXAMPLES, SEED_FIXTURES
 from consumer.devtools.webhooks import GatewayThread, WebhookClient, compact, delivery
 from consumer.ingest.gateway import WEBHOOK_PATH
 from consumer.ingest.records import customer_key
@@ -31,17 +32,15 @@ from consumer.telemetry.kafka_logs import routed
 INPUT_TOPIC = "customer-activity"
 DEMO_PROJECT = "proj_demo"
 SENDERS = 4  # Voucherify's concurrent senders: each waits for its answer, as a webhook does
-_REPO = Path(__file__).resolve().parents[2]
 
 
 def corpus_dirs() -> list[Path]:
+    """`ACTIVITY_DEMO_CORPUS` (folders of JSON activities, `os.pathsep`-separated), else
+    Voucherify's examples shipped in the package, and the seed fixtures in a checkout."""
     env = os.environ.get("ACTIVITY_DEMO_CORPUS")
     if env:
         return [Path(p) for p in env.split(os.pathsep)]
-    return [
-        _REPO.parent / "shared" / "voucherify" / "examples",
-        _REPO / "tests" / "fixtures" / "seed",
-    ]
+    return [EXAMPLES, SEED_FIXTURES]
 
 
 def load_corpus() -> list[dict[str, Any]]:

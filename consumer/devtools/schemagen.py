@@ -31,6 +31,7 @@ from typing import Any
 
 from consumer.catalogue import CONSENT_TYPES, SEED_TYPES
 from consumer.contract import EXTRA, JSON_NULLS, NAMESPACE
+from consumer.devtools.corpus import OPENAPI
 
 JSON_MARK = "x-json"
 
@@ -317,7 +318,7 @@ def write(files: dict[str, Schema], out: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--openapi", type=Path, required=True)
+    p.add_argument("--openapi", type=Path, default=OPENAPI, help="default: the copy shipped in the package")
     p.add_argument("--out", type=Path, default=Path("avro"))
     args = p.parse_args(argv)
     write(build(json.loads(args.openapi.read_text())), args.out)

@@ -12,10 +12,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from consumer.devtools.corpus import EXAMPLES
+
 REPO = Path(__file__).resolve().parents[2]
-SHARED = REPO.parent / "shared" / "voucherify"
-EXAMPLES = SHARED / "examples"
-OPENAPI = SHARED / "customer-activity.openapi-schemas.json"
 SEED_FIXTURES = REPO / "tests" / "fixtures" / "seed"
 
 

@@ -11,10 +11,11 @@ import pytest
 
 from consumer import catalogue
 from consumer.contract import GENERIC
+from consumer.devtools.corpus import EXAMPLES, OPENAPI
 from consumer.model import activity_from_record
 from consumer.pipeline.codec import AvroCodec, SchemaStore
 
-from ._support import EXAMPLES, OPENAPI, identical, load
+from ._support import identical, load
 
 SEED_SPELLINGS = [
     "customer.confirmed", "customer.created", "customer.updated", "customer.deleted",

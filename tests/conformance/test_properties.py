@@ -14,9 +14,10 @@ from hypothesis import HealthCheck, assume, given, reject, settings
 from hypothesis import strategies as st
 
 from consumer.contract import GENERIC
+from consumer.devtools.corpus import OPENAPI
 from consumer.pipeline.codec import AvroCodec, DecodeError, EncodeError
 
-from ._support import OPENAPI, corpus_files, identical, load, mock_registry
+from ._support import corpus_files, identical, load, mock_registry
 
 SETTINGS = settings(
     max_examples=200,

@@ -18,6 +18,7 @@ from fastavro import parse_schema, schemaless_reader
 
 from consumer.catalogue import KNOWN_TYPES, NOTIFICATION_CHANNELS, canonical
 from consumer.contract import H_ACTIVITY_ID, H_ACTIVITY_TYPE
+from consumer.devtools.corpus import OPENAPI
 from tests.integration.worker_support import (
     REPO,
     make_stream,
@@ -30,7 +31,6 @@ from tests.integration.worker_support import (
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
-OPENAPI = REPO.parent / "shared" / "voucherify" / "customer-activity.openapi-schemas.json"
 RESULTS = REPO / "avro" / "results"
 
 

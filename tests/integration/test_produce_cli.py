@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from consumer.contract import H_ACTIVITY_TYPE
-from consumer.devtools.corpus import CORPUS, REPO, SEED_FIXTURES
+from consumer.devtools.corpus import EXAMPLES, REPO, SEED_FIXTURES
 from consumer.ingest.records import customer_key
 from consumer.pipeline.codec import AvroCodec
 from tests.integration.worker_support import read_all
@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 def test_produce_writes_every_good_line_keyed_by_customer_and_reports_the_bad_ones(
     kafka_bootstrap: str, new_topic: str
 ) -> None:
-    events = [json.loads(p.read_text()) for p in sorted(CORPUS.glob("*.json")) + sorted(SEED_FIXTURES.glob("*.json"))]
+    events = [json.loads(p.read_text()) for p in sorted(EXAMPLES.glob("*.json")) + sorted(SEED_FIXTURES.glob("*.json"))]
     lines = [json.dumps(e) for e in events]
     lines.insert(3, "{not json")
     lines.insert(7, json.dumps({"id": "evcus_x", "type": "customer.created", "data": {}}))  # no created_at

@@ -1,5 +1,6 @@
 """The wheel works on its own: built from the sources, installed into a fresh venv outside the
-checkout, it carries the Avro contract (`consumer/_avro`), round-trips the corpus through
+checkout, it carries the Avro contract (`consumer/_avro`) and Voucherify's reference data (the
+demo sends the whole corpus, schemagen reads the OpenAPI facts), round-trips the corpus through
 `codec encode | codec decode`, exports the schemas, and names a missing contract clearly."""
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ from pathlib import Path
 import pytest
 
 from consumer.contract import ENVELOPE, STREAM_SCHEMAS
+from consumer.devtools.corpus import EXAMPLES, OPENAPI
 from consumer.pipeline.codec.schemas import SchemaStore
 
 REPO = Path(__file__).resolve().parents[2]
-CORPUS = REPO.parent / "shared" / "voucherify" / "examples"
 SOURCES = ("pyproject.toml", "setup.py", "README.md", "consumer", "avro")
 
 pytestmark = pytest.mark.timeout(240)
@@ -96,9 +97,45 @@ def test_installed_worker_reads_its_packaged_contract(
     assert avro_dir.name == "_avro" and str(avro_dir).startswith(str(bin_dir.parent)), avro_dir
 
 
+def test_wheel_carries_voucherify_data(installed: tuple[Path, Path, dict[str, str]]) -> None:
+    wheel, _, _ = installed
+    prefix = "consumer/devtools/data/voucherify/"
+    with zipfile.ZipFile(wheel) as zf:
+        shipped = {n.removeprefix(prefix) for n in zf.namelist() if n.startswith(prefix)}
+    examples = {f"examples/{p.name}" for p in EXAMPLES.glob("*.json")}
+    assert len(examples) == 32
+    assert shipped == {*examples, OPENAPI.name, "README.md"}
+
+
+def test_installed_demo_sends_the_whole_corpus(installed: tuple[Path, Path, dict[str, str]], tmp_path: Path) -> None:
+    """Outside the checkout the demo's traffic is Voucherify's 32 examples from the wheel (the
+    seed fixtures are the checkout's only); no ACTIVITY_DEMO_CORPUS is set."""
+    _, bin_dir, env = installed
+    probe = (
+        "import json; from consumer.devtools import demo; "
+        "print(json.dumps({'dirs': [str(d) for d in demo.corpus_dirs() if d.is_dir()], 'events': demo.load_corpus()}))"
+    )
+    run = _run([str(bin_dir / "python"), "-c", probe], cwd=tmp_path, env=env)
+    assert run.returncode == 0, run.stderr[-2000:]
+    seen = json.loads(run.stdout)
+    (where,) = seen["dirs"]
+    assert where.startswith(str(bin_dir.parent)) and where.endswith("consumer/devtools/data/voucherify/examples"), where
+    assert seen["events"] == [json.loads(p.read_text()) for p in sorted(EXAMPLES.glob("*.json"))]
+
+
+def test_installed_schemagen_reads_the_packaged_openapi(
+    installed: tuple[Path, Path, dict[str, str]], tmp_path: Path
+) -> None:
+    _, bin_dir, env = installed
+    run = _run([str(bin_dir / "python"), "-m", "consumer.devtools.schemagen", "--out", "avro"], cwd=tmp_path, env=env)
+    assert run.returncode == 0, run.stderr[-2000:]
+    envelope = "envelope/CustomerActivity.avsc"
+    assert (tmp_path / "avro" / envelope).read_text() == (REPO / "avro" / envelope).read_text()
+
+
 def test_codec_encode_then_decode_is_the_identity(installed: tuple[Path, Path, dict[str, str]], tmp_path: Path) -> None:
     _, bin_dir, env = installed
-    events = [json.loads(p.read_text()) for p in sorted(CORPUS.glob("*.json"))]
+    events = [json.loads(p.read_text()) for p in sorted(EXAMPLES.glob("*.json"))]
     assert events
     lines = "".join(json.dumps(e) + "\n" for e in events)
     cli = str(bin_dir / "activity-consumer")

@@ -7,17 +7,17 @@ the activity's id, type, time, group and source, and `data` its data, flat or ne
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any, Literal
 
-CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "voucherify" / "examples"
+from consumer.devtools.corpus import EXAMPLES
+
 Kind = Literal["webhook", "distribution"]
 KINDS: tuple[Kind, ...] = ("webhook", "distribution")
 
 
 def corpus() -> list[dict[str, Any]]:
     """Every corpus activity, in file order."""
-    return [json.loads(p.read_text()) for p in sorted(CORPUS.glob("*.json"))]
+    return [json.loads(p.read_text()) for p in sorted(EXAMPLES.glob("*.json"))]
 
 
 def wrap(activity: dict[str, Any], kind: Kind, *, nested: bool = False, n: int = 0) -> dict[str, Any]:

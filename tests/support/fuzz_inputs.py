@@ -1,6 +1,6 @@
 """Bad input for the fault matrix: seeded mutations of real events, and the classic bad values.
 
-Real events are Voucherify's corpus (``../shared/voucherify/examples``) encoded with the
+Real events are Voucherify's corpus (``consumer.devtools.corpus.EXAMPLES``) encoded with the
 worker's own codec (single-object framing). Mutations flip bits, overwrite, insert, delete,
 duplicate and truncate bytes, and splice two events; most land in the Avro body (after the
 10-byte header), some in the header. Every generator is deterministic for a given seed.
@@ -14,13 +14,12 @@ import random
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from fastavro import parse_schema, schemaless_writer
 
+from consumer.devtools.corpus import EXAMPLES
 from consumer.pipeline.codec import AvroCodec
 
-CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "voucherify" / "examples"
 HEADER = 10  # single-object: C3 01 + 8-byte fingerprint
 
 
@@ -35,7 +34,7 @@ class BadInput:
 
 def corpus_events(codec: AvroCodec | None = None) -> list[bytes]:
     codec = codec or AvroCodec()
-    return [codec.encode_json(json.loads(p.read_text())) for p in sorted(CORPUS.glob("*.json"))]
+    return [codec.encode_json(json.loads(p.read_text())) for p in sorted(EXAMPLES.glob("*.json"))]
 
 
 def _flip(rng: random.Random, b: bytearray) -> None:

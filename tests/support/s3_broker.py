@@ -3,7 +3,7 @@
 Tansu 0.6's ``s3://`` engine talks to any S3 API; ``moto_server`` (PyPI ``moto[server]``, a dev
 extra) is a real S3 API over HTTP on loopback. :func:`s3_broker` starts both, creates the bucket,
 and yields an :class:`EmbeddedBroker` whose ``restart(signal)`` stops Tansu with that signal and
-starts it again on the same port and storage (see ``../shared/notes/kafka-here.md``).
+starts it again on the same port and storage.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """A local double of Voucherify's REST API for the backfill's tests, over real HTTP.
 
-It speaks the documented paths, parameters and answers (../shared/voucherify/ingest.md):
+It speaks the paths, parameters and answers of Voucherify's public API reference:
 - `GET /v1/customers`: `limit` 1..100, `order` created_at|-created_at, `starting_after` (a
   created-at cursor: strictly after), `created_at[before]`/`created_at[after]`; `page` above 99
   is refused as the real API does; answers `{"object":"list","data_ref":"customers",
@@ -14,7 +14,7 @@ It speaks the documented paths, parameters and answers (../shared/voucherify/ing
 - injected 5xx answers;
 - every request recorded with its time, so a test measures the client's pace.
 
-Activities are built from the corpus payloads (../shared/voucherify/examples), made to
+Activities are built from the corpus payloads (``consumer.devtools.corpus.EXAMPLES``), made to
 belong to their customer.
 """
 
@@ -33,7 +33,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "voucherify" / "examples"
+from consumer.devtools.corpus import EXAMPLES
+
 APP_ID = "4ad3f0c1-test-app"
 APP_TOKEN = "sk-test-9f8e7d6c5b4a-never-logged"
 BASE_TIME = datetime(2025, 1, 1, tzinfo=UTC)
@@ -49,7 +50,7 @@ def parse_iso(raw: str) -> datetime:
 
 
 def corpus() -> list[dict[str, Any]]:
-    return [json.loads(p.read_text()) for p in sorted(CORPUS.glob("*.json"))]
+    return [json.loads(p.read_text()) for p in sorted(EXAMPLES.glob("*.json"))]
 
 
 @dataclass(frozen=True)

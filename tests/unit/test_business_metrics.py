@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry
 
 from consumer.catalogue import NOTIFICATION_CHANNELS
 from consumer.contract import STREAM_SCHEMAS
+from consumer.devtools.corpus import EXAMPLES
 from consumer.model import Result, activity_from_record
 from consumer.pipeline.codec import AvroCodec
 from consumer.pipeline.router import Router
@@ -21,7 +22,6 @@ from consumer.telemetry.business_metrics import (
 )
 
 REPO = Path(__file__).resolve().parents[2]
-EXAMPLES = REPO.parent / "shared" / "voucherify" / "examples"
 SEED_FIXTURES = REPO / "tests" / "fixtures" / "seed"
 
 

@@ -18,15 +18,14 @@ import pytest
 
 from consumer.catalogue import KNOWN_TYPES, NOTIFICATION_CHANNELS, SEED_TYPES
 from consumer.contract import STREAM_SCHEMAS
+from consumer.devtools.corpus import EXAMPLES, OPENAPI
 from consumer.model import Activity, activity_from_record
 from consumer.pipeline.codec import AvroCodec
 from consumer.pipeline.handlers import fallback
 from consumer.pipeline.router import HANDLERS, Router
 
 REPO = Path(__file__).resolve().parents[2]
-EXAMPLES = REPO.parent / "shared" / "voucherify" / "examples"
 CATALOGUE_FIXTURES = REPO / "tests" / "fixtures" / "catalogue"
-OPENAPI = REPO.parent / "shared" / "voucherify" / "customer-activity.openapi-schemas.json"
 NEWER = sorted(KNOWN_TYPES - SEED_TYPES)
 CODEC = AvroCodec()
 

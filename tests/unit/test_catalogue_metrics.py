@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry
 
 from consumer.catalogue import NOTIFICATION_CHANNELS, canonical
 from consumer.contract import STREAM_SCHEMAS
+from consumer.devtools.corpus import EXAMPLES
 from consumer.model import Result, activity_from_record
 from consumer.pipeline.codec import AvroCodec
 from consumer.pipeline.router import Router
@@ -21,7 +22,7 @@ from consumer.telemetry.business_metrics import BusinessMetrics
 
 REPO = Path(__file__).resolve().parents[2]
 FOLDERS = (
-    REPO.parent / "shared" / "voucherify" / "examples",
+    EXAMPLES,
     REPO / "tests" / "fixtures" / "seed",
     REPO / "tests" / "fixtures" / "catalogue",
 )

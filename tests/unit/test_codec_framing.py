@@ -17,10 +17,10 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from fastavro import parse_schema, schemaless_writer
 from fastavro.schema import to_parsing_canonical_form
 
+from consumer.devtools.corpus import EXAMPLES
 from consumer.pipeline.codec import AvroCodec, DecodeError, RegistryUnavailable, SchemaStore
 
 REPO = Path(__file__).resolve().parents[2]
-EXAMPLES = REPO.parent / "shared" / "voucherify" / "examples"
 ACTIVITY = json.loads((EXAMPLES / "customer.segment.entered.json").read_text())
 
 

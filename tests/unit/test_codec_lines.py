@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 from consumer.cli.codec_lines import decode_lines, encode_lines
+from consumer.devtools.corpus import EXAMPLES
 from consumer.pipeline.codec import AvroCodec
 
 REPO = Path(__file__).resolve().parents[2]
-EXAMPLES = REPO.parent / "shared" / "voucherify" / "examples"
 ACTIVITIES = [json.loads(p.read_text()) for p in sorted(EXAMPLES.glob("*.json"))]
 
 

@@ -15,6 +15,7 @@ from fastavro import parse_schema, schemaless_reader, schemaless_writer
 
 from consumer.catalogue import KNOWN_TYPES, SEED_TYPES
 from consumer.contract import STREAM_SCHEMAS
+from consumer.devtools.corpus import EXAMPLES
 from consumer.model import Activity, Result, activity_from_record
 from consumer.pii import mask_text as redact
 from consumer.pipeline.codec import AvroCodec
@@ -35,7 +36,6 @@ from consumer.pipeline.handlers._common import TEXT_LIMIT, bounded_text
 from consumer.pipeline.router import HANDLERS
 
 REPO = Path(__file__).resolve().parents[2]
-EXAMPLES = REPO.parent / "shared" / "voucherify" / "examples"
 SEED_FIXTURES = REPO / "tests" / "fixtures" / "seed"
 CATALOGUE_FIXTURES = REPO / "tests" / "fixtures" / "catalogue"
 RESULTS_DIR = REPO / "avro" / "results"

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import json
 import struct
-from pathlib import Path
 
 import pytest
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
+from consumer.devtools.corpus import EXAMPLES
 from consumer.model import Result, activity_from_record
 from consumer.pipeline.codec import AvroCodec
 from consumer.pipeline.codec.registry import RegistrationFailed
@@ -19,13 +19,11 @@ from consumer.pipeline.codec.schemas import SchemaStore
 from consumer.pipeline.router import Router
 from tests.support.registry_double import RegistryDouble
 
-CORPUS = Path(__file__).resolve().parents[3] / "shared" / "voucherify" / "examples"
-
 
 def _result() -> Result:
     """A real result: what the router makes of the corpus' customer.created."""
     codec = AvroCodec()
-    event = json.loads((CORPUS / "customer.created.json").read_text())
+    event = json.loads((EXAMPLES / "customer.created.json").read_text())
     (result,) = Router().route(activity_from_record(codec.decode(codec.encode_json(event))))
     return result
 

@@ -11,16 +11,15 @@ import pytest
 
 from consumer.catalogue import ALIASES, KNOWN_TYPES, SEED_TYPES
 from consumer.contract import RESULT_SCHEMAS, STREAM_SCHEMAS, STREAMS
+from consumer.devtools.corpus import EXAMPLES, OPENAPI
 from consumer.model import Activity, Result, activity_from_record
 from consumer.pipeline.codec import AvroCodec
 from consumer.pipeline.handlers import distribution, fallback, segments
 from consumer.pipeline.router import HANDLERS, Router
 
 REPO = Path(__file__).resolve().parents[2]
-EXAMPLES = REPO.parent / "shared" / "voucherify" / "examples"
 SEED_FIXTURES = REPO / "tests" / "fixtures" / "seed"
 CATALOGUE_FIXTURES = REPO / "tests" / "fixtures" / "catalogue"
-OPENAPI = REPO.parent / "shared" / "voucherify" / "customer-activity.openapi-schemas.json"
 RESULTS_DIR = REPO / "avro" / "results"
 CODEC = AvroCodec()
 NEWER_TYPES = sorted(KNOWN_TYPES - SEED_TYPES)

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from consumer.devtools import schemagen
+from consumer.devtools.corpus import OPENAPI
 
 REPO = Path(__file__).resolve().parents[2]
-OPENAPI = REPO.parent / "shared" / "voucherify" / "customer-activity.openapi-schemas.json"
 GENERATED_FOLDERS = ("envelope", "data", "types")
 
 

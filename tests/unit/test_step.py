@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +15,7 @@ from confluent_kafka import KafkaError, Message
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from consumer.config import Settings
+from consumer.devtools.corpus import EXAMPLES
 from consumer.model import Activity, Result, activity_from_record
 from consumer.pipeline.codec import AvroCodec
 from consumer.pipeline.retrying import RetryingRouter
@@ -23,7 +23,6 @@ from consumer.pipeline.router import Router
 from consumer.pipeline.step import DeadLetter, Forward, Hold, Skip, step
 from consumer.telemetry.metrics import PipelineMetrics, new_registry
 
-EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "voucherify" / "examples"
 ACTIVITY = json.loads((EXAMPLES / "customer.segment.entered.json").read_text())
 CODEC = AvroCodec()
 GOOD = CODEC.encode_json(ACTIVITY)
