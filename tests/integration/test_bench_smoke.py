@@ -15,7 +15,7 @@ import pytest
 from bench.run import QUIX_ROWS, REPO, ROWS, quix_python
 from consumer.pipeline.codec.engines import resolve
 
-pytestmark = [pytest.mark.integration, pytest.mark.serial]
+pytestmark = pytest.mark.integration  # it checks that every row runs, not how fast: no need to run alone
 
 
 def test_bench_smoke_prints_every_row_it_can_run(tmp_path: Path) -> None:
