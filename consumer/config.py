@@ -169,7 +169,11 @@ class Settings:
         None, Spec("SCHEMA_REGISTRY_URL", "Schema Registry URL; needed for Confluent framing")
     )
     transactional_id: str | None = setting(
-        None, Spec("ACTIVITY_TRANSACTIONAL_ID", "exactly-once producer id (default <group>-<host>; -1, -2, ... for more workers of the group on one host)")
+        None,
+        Spec(
+            "ACTIVITY_TRANSACTIONAL_ID",
+            "exactly-once producer id (default <group>-<host>; -1, -2, ... for more workers of the group on one host)",
+        ),
     )
     log_format: LogFormat = setting("auto", Spec("ACTIVITY_LOG_FORMAT", "log rendering", choices=LOG_FORMATS))
     log_level: str = setting("info", Spec("ACTIVITY_LOG_LEVEL", "log level", choices=LOG_LEVELS))
@@ -389,12 +393,16 @@ def _given(cli: Mapping[str, Any], environ: Mapping[str, str] | None, problems: 
 
 def markdown_table(cls: type[Any] = Settings) -> str:
     """A README settings table, generated from the declarations of `cls`."""
+    flags = cls is not EnvironmentSettings
     rows = ["| flag | environment | default | what |", "|---|---|---|---|"]
+    if not flags:
+        rows = ["| environment | default | what |", "|---|---|---|"]
     for name, spec in specs_of(cls).items():
         default = cls.__dataclass_fields__[name].default
         shown = "" if default in (None, ()) else f"`{default}`"
         what = spec.help + (f": {', '.join(spec.choices)}" if spec.choices else "")
-        rows.append(f"| `{flag_of(name)}` | `{spec.env}` | {shown} | {what} |")
+        flag = f"| `{flag_of(name)}` " if flags else ""
+        rows.append(f"{flag}| `{spec.env}` | {shown} | {what} |")
     return "\n".join(rows)
 
 
@@ -701,6 +709,44 @@ class BackfillSettings:
         return self
 
 
+@dataclass(frozen=True, slots=True)
+class EnvironmentSettings:
+    """What any command reads from its environment only (there is no flag): where it finds files."""
+
+    avro_dir: str | None = setting(
+        None,
+        Spec(
+            "ACTIVITY_AVRO_DIR",
+            "folder of the contract's .avsc files (default: the contract installed with the package)",
+        ),
+    )
+    demo_corpus: str | None = setting(
+        None,
+        Spec(
+            "ACTIVITY_DEMO_CORPUS",
+            f"`activity-consumer demo`: folders of JSON activities, {os.pathsep!r}-separated"
+            " (default: Voucherify's examples shipped in the package)",
+        ),
+    )
+    prometheus_multiproc_dir: str | None = setting(
+        None,
+        Spec(
+            "PROMETHEUS_MULTIPROC_DIR",
+            "prometheus-client's multiprocess folder (its own variable); `--processes N` makes a fresh one when unset",
+        ),
+    )
+
+
+def environment(environ: Mapping[str, str] | None = None) -> EnvironmentSettings:
+    """The environment-only settings, read now (a process may set one for its children)."""
+    return EnvironmentSettings(**from_env(environ, None, EnvironmentSettings))
+
+
 # Each command's settings class, for `make readme` (a table per command between
 # `<!-- settings:NAME:begin -->` markers; the worker's table keeps `<!-- settings:begin -->`).
-COMMANDS: dict[str, type[Any]] = {"run": Settings, "ingest": GatewaySettings, "backfill": BackfillSettings}
+COMMANDS: dict[str, type[Any]] = {
+    "run": Settings,
+    "ingest": GatewaySettings,
+    "backfill": BackfillSettings,
+    "environment": EnvironmentSettings,
+}

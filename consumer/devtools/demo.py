@@ -19,7 +19,7 @@ from typing import Any
 
 from confluent_kafka import Producer
 
-from consumer.config import GatewaySettings, Settings
+from consumer.config import GatewaySettings, Settings, environment
 from consumer.devtools.corpus import EXAMPLES, SEED_FIXTURES
 from consumer.devtools.webhooks import GatewayThread, WebhookClient, compact, delivery
 from consumer.ingest.gateway import WEBHOOK_PATH
@@ -37,9 +37,9 @@ SENDERS = 4  # Voucherify's concurrent senders: each waits for its answer, as a 
 def corpus_dirs() -> list[Path]:
     """`ACTIVITY_DEMO_CORPUS` (folders of JSON activities, `os.pathsep`-separated), else
     Voucherify's examples shipped in the package, and the seed fixtures in a checkout."""
-    env = os.environ.get("ACTIVITY_DEMO_CORPUS")
-    if env:
-        return [Path(p) for p in env.split(os.pathsep)]
+    given = environment().demo_corpus
+    if given:
+        return [Path(p) for p in given.split(os.pathsep)]
     return [EXAMPLES, SEED_FIXTURES]
 
 

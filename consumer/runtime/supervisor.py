@@ -19,7 +19,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, multiprocess
 
-from consumer.config import Settings
+from consumer.config import Settings, environment
 from consumer.runtime.worker import Worker
 from consumer.telemetry import logs
 from consumer.telemetry.logs import get as get_logger
@@ -66,7 +66,7 @@ class _GroupHealth:
 
 
 def run_processes(settings: Settings, processes: int) -> int:
-    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if not environment().prometheus_multiproc_dir:  # the children's prometheus-client reads it at import
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="activity-metrics-")
     ctx = mp.get_context("spawn")  # fresh interpreters: they read PROMETHEUS_MULTIPROC_DIR at import
     beats = ctx.Array("d", [time.time()] * processes)

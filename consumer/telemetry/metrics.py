@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from consumer.catalogue import FAMILIES, KNOWN_TYPES, OTHER
+from consumer.config import environment
 
 AGE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 21600, 86400)
 HANDLER_BUCKETS = (0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.005, 0.025, 0.1)
@@ -120,7 +120,7 @@ class PipelineMetrics:
 
     def forget_partition(self, topic: str, partition: int) -> None:
         """A partition moved to another member: its lag is that member's to report now."""
-        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        if environment().prometheus_multiproc_dir:
             self.lag.labels(topic, str(partition)).set(0)  # multiprocess files cannot drop a series
         else:
             with contextlib.suppress(KeyError):

@@ -8,7 +8,6 @@ self-contained schemas that fastavro, the Apache library and a schema registry a
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from functools import cached_property
 from importlib import resources
@@ -18,6 +17,7 @@ from typing import Any, cast
 from fastavro import parse_schema
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
+from consumer.config import environment
 from consumer.contract import ENVELOPE, NAMESPACE
 
 _PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
@@ -32,9 +32,9 @@ class ContractNotFound(FileNotFoundError):
 def default_avro_dir() -> Path:
     """`ACTIVITY_AVRO_DIR`, else the contract shipped in the wheel (`consumer/_avro`, mapped
     from the top-level `avro/` at build time), else the `avro/` folder of this checkout."""
-    env = os.environ.get("ACTIVITY_AVRO_DIR")
-    if env:
-        return Path(env)
+    given = environment().avro_dir
+    if given:
+        return Path(given)
     packaged = resources.files("consumer") / "_avro"
     if isinstance(packaged, Path) and packaged.is_dir():
         return packaged
