@@ -15,7 +15,7 @@ import socket
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol, Self, TypeVar, overload
 
 from consumer import contract
 from consumer.kafka_keys import CLASSIC_GROUP_ONLY, OWNED
@@ -371,8 +371,20 @@ def resolved(name: str, given: Any = None, environ: Mapping[str, str] | None = N
     return value if value is not None else Settings.__dataclass_fields__[name].default
 
 
-def build(cli: Mapping[str, Any], environ: Mapping[str, str] | None = None, cls: type[Any] = Settings) -> Any:
-    """Flags win over the environment, which wins over defaults; then validate (`cls.validate`)."""
+class _Validated(Protocol):
+    def validate(self, earlier: Iterable[str] = ...) -> Self: ...
+
+
+_S = TypeVar("_S", bound=_Validated)
+
+
+@overload
+def build(cli: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Settings: ...
+@overload
+def build(cli: Mapping[str, Any], environ: Mapping[str, str] | None = None, *, cls: type[_S]) -> _S: ...
+def build(cli: Mapping[str, Any], environ: Mapping[str, str] | None = None, *, cls: type[Any] = Settings) -> Any:
+    """A command's settings (the worker's by default): flags win over the environment, which wins
+    over defaults; then `cls.validate` raises ConfigError naming every problem."""
     problems: list[str] = []
     values = _given(cli, environ, problems, cls)
     return cls(**values).validate(problems)

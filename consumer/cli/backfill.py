@@ -14,7 +14,7 @@ import threading
 import time
 from pathlib import Path
 from types import FrameType
-from typing import IO
+from typing import TextIO
 
 from confluent_kafka import KafkaException, Producer
 
@@ -32,7 +32,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--dry-run", action="store_true", help="page the API and count what would be sent; write nothing")
 
 
-def run(args: argparse.Namespace, err: IO[str] | None = None) -> int:
+def run(args: argparse.Namespace, err: TextIO | None = None) -> int:
     err = err or sys.stderr
     from consumer.ingest.backfill import Backfill
     from consumer.ingest.page_sender import PageNotDelivered, PageSender

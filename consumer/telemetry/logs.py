@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import MutableMapping
-from typing import Any
+from typing import Any, TextIO, cast
 
 import structlog
+from structlog.typing import FilteringBoundLogger
 
 from consumer.pii import REDACTED, scrub_for_log, scrub_item_for_log
 
@@ -29,7 +30,7 @@ def redact_personal_data(_logger: Any, _method: str, event_dict: MutableMapping[
     return event_dict
 
 
-def configure(fmt: str = "auto", level: str = "info", stream: Any = None) -> None:
+def configure(fmt: str = "auto", level: str = "info", stream: TextIO | None = None) -> None:
     out = stream or sys.stdout
     pretty = fmt == "console" or (fmt == "auto" and hasattr(out, "isatty") and out.isatty())
     renderer: Any = structlog.dev.ConsoleRenderer() if pretty else structlog.processors.JSONRenderer()
@@ -48,5 +49,6 @@ def configure(fmt: str = "auto", level: str = "info", stream: Any = None) -> Non
     )
 
 
-def get(name: str = "consumer") -> Any:
-    return structlog.get_logger(name)
+def get(name: str = "consumer") -> FilteringBoundLogger:
+    """A logger whose lines go through `configure`'s processors (the PII policy included)."""
+    return cast(FilteringBoundLogger, structlog.get_logger(name))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastavro import schemaless_reader, schemaless_writer
 from fastavro.read import SchemaResolutionError
@@ -23,6 +23,9 @@ from consumer.pipeline.codec.json_input import JSON_FRAMING, activity_of, is_jso
 from consumer.pipeline.codec.jsonavro import ActivityConverter, Converters, EncodeError
 from consumer.pipeline.codec.registry import Registry
 from consumer.pipeline.codec.schemas import SchemaStore
+
+if TYPE_CHECKING:
+    from confluent_kafka.schema_registry import SchemaRegistryClient
 
 DEFAULT_SUBJECT = "customer-activity-value"
 
@@ -44,7 +47,7 @@ class AvroCodec:
         store: SchemaStore | None = None,
         *,
         framing: Framing = "single-object",
-        registry: Any = None,  # a Registry (registry.connect), or a bare client to wrap in one
+        registry: Registry | SchemaRegistryClient | None = None,  # registry.connect's, or a bare client to wrap
         subject: str = DEFAULT_SUBJECT,
         known_writers: tuple[Any, ...] = (),
         engine: AvroEngine = "auto",

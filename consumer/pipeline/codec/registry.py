@@ -4,9 +4,12 @@ and what each failure means to the pipeline (an outage is never the event's faul
 from __future__ import annotations
 
 import json
-from typing import Any, Final
+from typing import TYPE_CHECKING, Final
 
 from consumer.pipeline.codec.schemas import Schema
+
+if TYPE_CHECKING:  # imported when first used: the client is not needed without a registry
+    from confluent_kafka.schema_registry import SchemaRegistryClient
 
 REGISTRY_TIMEOUT_S: Final = 5.0
 
@@ -36,11 +39,11 @@ class Registry:
     """A Schema Registry client (`confluent_kafka.schema_registry.SchemaRegistryClient`, or
     anything with its `get_schema`/`register_schema`) with the pipeline's error mapping."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: SchemaRegistryClient) -> None:
         self.client = client
 
     @classmethod
-    def of(cls, registry: Registry | Any) -> Registry:
+    def of(cls, registry: Registry | SchemaRegistryClient) -> Registry:
         """`registry` itself, or a bare client wrapped."""
         return registry if isinstance(registry, Registry) else cls(registry)
 
