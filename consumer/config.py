@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal, Protocol, Self, TypeVar, overload
 
 from consumer import contract
+from consumer.errors import ConsumerError
 from consumer.kafka_keys import CLASSIC_GROUP_ONLY, OWNED
 from consumer.pii import REDACTED, is_secret, mask_url
 
@@ -39,7 +40,7 @@ KAFKA_PREFIX = "KAFKA_"
 RETRY_BUDGET_MS = 10_000.0
 
 
-class ConfigError(ValueError):
+class ConfigError(ConsumerError, ValueError):
     """A bad setting; the message names it and says what is accepted."""
 
 

@@ -19,9 +19,10 @@ from consumer.contract import (
     H_DLQ_REPLAY_COUNT,
     H_DLQ_SOURCE_TOPIC,
 )
+from consumer.errors import ConsumerError
 
 
-class DlqError(Exception):
+class DlqError(ConsumerError):
     """An operator-facing failure: the message says what is wrong; the CLI exits non-zero."""
 
 

@@ -34,6 +34,7 @@ from typing import IO, Self
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
+from consumer.errors import ConsumerError
 from consumer.pipeline.topics import create_topics
 from consumer.telemetry.kafka_logs import routed
 
@@ -62,7 +63,7 @@ _LOG_TAIL_BYTES = 4000
 _PORT_ATTEMPTS = 3
 
 
-class BrokerStartError(RuntimeError):
+class BrokerStartError(ConsumerError, RuntimeError):
     """The embedded broker could not be started or did not answer in time."""
 
 

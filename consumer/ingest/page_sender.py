@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
+from consumer.errors import ConsumerError
 from consumer.ingest.records import InputRecord
 from consumer.kafka_io import produce_waiting
 from consumer.telemetry import logs
@@ -18,7 +19,7 @@ STOP_GRACE_S = 20.0  # on SIGTERM, how long a page the broker is not taking is s
 log = logs.get(__name__)
 
 
-class PageNotDelivered(Exception):
+class PageNotDelivered(ConsumerError):
     """A page was not fully acknowledged; its position is not saved, so a rerun sends it again."""
 
 

@@ -27,10 +27,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from consumer.errors import ConsumerError
+
 FORMAT = 1
 
 
-class ProgressError(ValueError):
+class ProgressError(ConsumerError, ValueError):
     """The progress file cannot be used for this run; the message says why and what to do."""
 
 

@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from consumer.errors import ConsumerError
 from consumer.pii import REDACTED, mask_embedded
 
 APP_ID_ENV: Final = "VOUCHERIFY_APP_ID"
@@ -31,7 +32,7 @@ THROTTLE_DEFAULT_S: Final = 60.0
 THROTTLE_CAP_S: Final = 3600.0
 
 
-class ApiError(Exception):
+class ApiError(ConsumerError):
     """A request that failed for good (after retries), or an answer that is not what the API documents."""
 
 
@@ -43,7 +44,7 @@ class NotFound(ApiError):
     """404: e.g. a customer deleted since it was listed."""
 
 
-class Stopped(Exception):
+class Stopped(ConsumerError):
     """A stop was asked for while waiting to send a request; nothing was sent."""
 
 

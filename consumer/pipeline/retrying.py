@@ -13,11 +13,12 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from consumer.config import Settings
+from consumer.errors import ConsumerError
 from consumer.model import Activity, Result
 from consumer.telemetry.metrics import PipelineMetrics
 
 
-class HandlerFailed(Exception):
+class HandlerFailed(ConsumerError):
     """A handler raised on every try; the event goes to the dead-letter topic."""
 
 

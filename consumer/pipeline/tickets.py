@@ -11,8 +11,10 @@ from typing import Any
 
 from confluent_kafka import KafkaError, Message
 
+from consumer.errors import ConsumerError
 
-class DeliveryFailed(RuntimeError):
+
+class DeliveryFailed(ConsumerError, RuntimeError):
     """The producer gave up on a record: nothing past it may be committed."""
 
 

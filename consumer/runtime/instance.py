@@ -18,10 +18,12 @@ import socket
 from dataclasses import dataclass
 from typing import Final
 
+from consumer.errors import ConsumerError
+
 MAX_SLOTS: Final = 1024
 
 
-class NoFreeSlot(RuntimeError):
+class NoFreeSlot(ConsumerError, RuntimeError):
     """Every slot of the group is held on this host."""
 
 

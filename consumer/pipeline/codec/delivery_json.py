@@ -17,6 +17,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Final
 
+from consumer.errors import ConsumerError
+
 KINDS: Final = ("webhook", "distribution")
 CUSTOMER_PREFIX: Final = "customer."
 OTHER_FAMILY: Final = "other"
@@ -72,7 +74,7 @@ REASON_CODES: Final = (
 )
 
 
-class DeliveryError(ValueError):
+class DeliveryError(ConsumerError, ValueError):
     """The body is not a Voucherify delivery this mapping reads; the message names what is wrong
     (never a value from the body) and `code` is one of REASON_CODES."""
 

@@ -15,6 +15,7 @@ from functools import lru_cache
 from typing import Any, Final, Literal
 
 from consumer.config import AVRO_ENGINES
+from consumer.errors import ConsumerError
 from consumer.pipeline.codec.schemas import Schema
 
 Engine = Literal["fastavro", "cavro"]  # what a choice resolves to
@@ -27,7 +28,7 @@ _END: Final = os.urandom(16)
 _END_FIELD: Final = {"name": "end", "type": {"type": "fixed", "name": "FramedEnd", "size": len(_END)}}
 
 
-class EngineUnavailable(RuntimeError):
+class EngineUnavailable(ConsumerError, RuntimeError):
     """`cavro` was asked for where it does not import (it has wheels for CPython < 3.13 only)."""
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from consumer.contract import ENVELOPE
+from consumer.errors import ConsumerError
 from consumer.pipeline.codec.registry import NotRegistered, Registry, RegistryUnavailable
 from consumer.pipeline.codec.schemas import Schema, crc64_fingerprint, parsed
 
@@ -36,7 +37,7 @@ DecodeReason = Literal[
 ]
 
 
-class DecodeError(Exception):
+class DecodeError(ConsumerError):
     """Bytes that are not a decodable Customer Activity. Never anything else escapes."""
 
     def __init__(self, reason: DecodeReason, detail: str, framing: str = "unknown") -> None:

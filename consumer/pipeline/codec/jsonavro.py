@@ -15,6 +15,7 @@ from typing import Any
 
 from consumer.catalogue import canonical
 from consumer.contract import EVENT_SOURCE, EXTRA, GENERIC, JSON_NULLS, NAMESPACE
+from consumer.errors import ConsumerError
 from consumer.pipeline.codec.schemas import Schema
 
 JSON_MARK = "x-json"
@@ -26,11 +27,11 @@ Dec = Callable[[Any], Any]
 _PYTHON_TYPES: dict[str, type] = {"string": str, "double": float, "float": float, "boolean": bool, "bytes": bytes}
 
 
-class EncodeError(ValueError):
+class EncodeError(ConsumerError, ValueError):
     """JSON that cannot become a Customer Activity record; the message says why."""
 
 
-class _Mismatch(Exception):
+class _Mismatch(ConsumerError):
     """A JSON value does not fit its field's type; the caller keeps it in `_extra`."""
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Final
 
+from consumer.errors import ConsumerError
 from consumer.pipeline.codec.schemas import Schema
 
 if TYPE_CHECKING:  # imported when first used: the client is not needed without a registry
@@ -14,7 +15,7 @@ if TYPE_CHECKING:  # imported when first used: the client is not needed without 
 REGISTRY_TIMEOUT_S: Final = 5.0
 
 
-class RegistryUnavailable(Exception):
+class RegistryUnavailable(ConsumerError):
     """The Schema Registry could not answer (connection refused, timeout, 5xx, auth).
 
     Not a `DecodeError`: the event is not at fault, so it must not be dead-lettered. The
@@ -31,7 +32,7 @@ class RegistrationFailed(RegistryUnavailable):
     registry outage, the worker holds the partition and retries; the event is not at fault."""
 
 
-class NotRegistered(Exception):
+class NotRegistered(ConsumerError):
     """The registry answered: no Avro schema has this id. The event's fault, not an outage."""
 
 

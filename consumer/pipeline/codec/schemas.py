@@ -19,13 +19,14 @@ from fastavro.schema import fingerprint, to_parsing_canonical_form
 
 from consumer.config import environment
 from consumer.contract import ENVELOPE, NAMESPACE
+from consumer.errors import ConsumerError
 
 _PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
 
 Schema = Any  # JSON-shaped Avro schema: str | list | dict
 
 
-class ContractNotFound(FileNotFoundError):
+class ContractNotFound(ConsumerError, FileNotFoundError):
     """The `.avsc` contract is not where the worker looked; the message says where and what to do."""
 
 
