@@ -1,6 +1,6 @@
 """Kafka client configs for the operator tools (dlq, tail): the same KAFKA_* pass-through as
 the worker, so TLS and SASL need no extra flags, minus the keys that belong to another role;
-librdkafka's own log lines go through structlog (`routed`)."""
+built by the one builder (pipeline/clients.py)."""
 
 from __future__ import annotations
 
@@ -9,17 +9,16 @@ import uuid
 from typing import Any
 
 from consumer.config import kafka_from_env
-from consumer.kafka_keys import CONSUMER_ONLY, PRODUCER_ONLY
-from consumer.telemetry.kafka_logs import routed
+from consumer.pipeline.clients import client_config
 
 
 def reader_config(bootstrap_servers: str, group_id: str | None = None) -> dict[str, Any]:
     """A consumer that reads by assignment and commits only when told to."""
-    shared = {k: v for k, v in kafka_from_env(os.environ).items() if k not in PRODUCER_ONLY}
-    return routed(
-        {
-            **shared,
-            "bootstrap.servers": bootstrap_servers,
+    return client_config(
+        "consumer",
+        bootstrap_servers,
+        kafka_from_env(os.environ),
+        own={
             # A throwaway group when the tool keeps no position (inspect, tail): nothing is committed.
             "group.id": group_id or f"activity-consumer-tool-{uuid.uuid4().hex[:12]}",
             "enable.auto.commit": False,
@@ -27,18 +26,15 @@ def reader_config(bootstrap_servers: str, group_id: str | None = None) -> dict[s
             "enable.partition.eof": True,
             "auto.offset.reset": "earliest",
             "isolation.level": "read_committed",
-        }
+        },
     )
 
 
 def writer_config(bootstrap_servers: str) -> dict[str, Any]:
-    shared = {k: v for k, v in kafka_from_env(os.environ).items() if k not in CONSUMER_ONLY}
-    return routed(
-        {
-            "linger.ms": 5,
-            **shared,
-            "bootstrap.servers": bootstrap_servers,
-            "enable.idempotence": True,
-            "acks": "all",
-        }
+    return client_config(
+        "producer",
+        bootstrap_servers,
+        kafka_from_env(os.environ),
+        defaults={"linger.ms": 5},
+        own={"enable.idempotence": True, "acks": "all"},
     )

@@ -12,8 +12,8 @@ from confluent_kafka import KafkaError, Message, Producer
 from consumer.config import Settings
 from consumer.ingest.records import input_record
 from consumer.kafka_io import produce_waiting
+from consumer.pipeline.clients import client_config
 from consumer.pipeline.codec import AvroCodec, EncodeError, Framing
-from consumer.telemetry.kafka_logs import routed
 
 
 def produce_lines(
@@ -28,13 +28,7 @@ def produce_lines(
     err = err or sys.stderr
     codec = AvroCodec(framing=framing, registry=registry)
     producer = Producer(
-        routed(
-            {
-                "bootstrap.servers": settings.bootstrap_servers,
-                "enable.idempotence": True,
-                **settings.kafka,
-            }
-        )
+        client_config("producer", settings.bootstrap_servers, settings.kafka, own={"enable.idempotence": True})
     )
     failures: list[str] = []
 

@@ -25,9 +25,9 @@ from consumer.devtools.webhooks import GatewayThread, WebhookClient, compact, de
 from consumer.ingest.gateway import WEBHOOK_PATH
 from consumer.ingest.records import customer_key
 from consumer.kafka_io import produce_waiting
+from consumer.pipeline.clients import client_config
 from consumer.runtime.process import serve_worker
 from consumer.runtime.worker import Worker
-from consumer.telemetry.kafka_logs import routed
 
 INPUT_TOPIC = "customer-activity"
 DEMO_PROJECT = "proj_demo"
@@ -182,7 +182,7 @@ def _stream_and_work(bootstrap: str, metrics_port: int, rate: float, duration: f
     worker = Worker(settings)
     stop = threading.Event()
     posted = Posted()
-    poison = Producer(routed({"bootstrap.servers": bootstrap, "linger.ms": 20}))
+    poison = Producer(client_config("producer", bootstrap, {}, defaults={"linger.ms": 20}))
     left = [0]
 
     def feed() -> None:

@@ -35,8 +35,8 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
 from consumer.errors import ConsumerError
+from consumer.pipeline.clients import client_config
 from consumer.pipeline.topics import create_topics
-from consumer.telemetry.kafka_logs import routed
 
 __all__ = [
     "BrokerStartError",
@@ -95,7 +95,7 @@ def free_tcp_port(host: str = "127.0.0.1") -> int:
 def wait_for_broker(
     bootstrap_servers: str,
     timeout_s: float = 20.0,
-    client_config: Mapping[str, str | int] | None = None,
+    kafka: Mapping[str, str] | None = None,
     *,
     cluster_id: str | None = None,
 ) -> None:
@@ -106,14 +106,12 @@ def wait_for_broker(
     """
     deadline = time.monotonic() + timeout_s
     admin = AdminClient(
-        routed(
-            {
-                "bootstrap.servers": bootstrap_servers,
-                # Keep librdkafka retrying quickly while the broker is still coming up.
-                "reconnect.backoff.ms": 50,
-                "reconnect.backoff.max.ms": 250,
-                **(client_config or {}),
-            }
+        client_config(
+            "admin",
+            bootstrap_servers,
+            kafka or {},
+            # Keep librdkafka retrying quickly while the broker is still coming up.
+            defaults={"reconnect.backoff.ms": 50, "reconnect.backoff.max.ms": 250},
         )
     )
     last_error = ""  # a string, not the exception: keeping that would pin this frame

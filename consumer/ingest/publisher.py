@@ -26,9 +26,8 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from consumer.ingest.metrics import GatewayMetrics
 from consumer.ingest.records import InputRecord
 from consumer.ingest.window import AcknowledgedWindow
-from consumer.kafka_keys import CONSUMER_ONLY
+from consumer.pipeline.clients import client_config
 from consumer.pipeline.tickets import DeliveryAudit
-from consumer.telemetry.kafka_logs import routed
 from consumer.telemetry.logs import get as get_logger
 
 log = get_logger("gateway.publisher")
@@ -47,15 +46,15 @@ class Outcome(enum.Enum):
 
 def producer_config(bootstrap_servers: str, kafka: Mapping[str, str]) -> dict[str, Any]:
     """The KAFKA_* pass-through (producer keys), then what the gateway's guarantee needs."""
-    return routed(
-        {
+    return client_config(
+        "producer",
+        bootstrap_servers,
+        kafka,
+        defaults={
             "linger.ms": 2,
             "reconnect.backoff.max.ms": 1000,  # back soon after an outage: Voucherify is retrying
-            **{k: v for k, v in kafka.items() if k not in CONSUMER_ONLY},
-            "bootstrap.servers": bootstrap_servers,
-            "enable.idempotence": True,
-            "acks": "all",
-        }
+        },
+        own={"enable.idempotence": True, "acks": "all"},
     )
 
 

@@ -11,7 +11,6 @@ import asyncio
 import logging
 import signal
 import time
-from typing import Any
 
 from aiohttp import web
 from confluent_kafka import KafkaException
@@ -21,7 +20,6 @@ from consumer.config import GatewaySettings
 from consumer.ingest.gateway import Gateway
 from consumer.ingest.metrics import GatewayMetrics
 from consumer.ingest.publisher import Publisher, producer_config
-from consumer.kafka_keys import PRODUCER_ONLY
 from consumer.pipeline.codec import AvroCodec
 from consumer.pipeline.codec.registry import connect
 from consumer.pipeline.topics import create_topics, partition_counts
@@ -71,7 +69,7 @@ class GatewayServer:
         self.gateway = Gateway(self.settings, self.codec, publisher, self.metrics, self.registry)
         if self.codec.confluent is not None:
             await loop.run_in_executor(None, self._register_schema)
-        await loop.run_in_executor(None, self._ensure_dead_letter_topic, config)
+        await loop.run_in_executor(None, self._ensure_dead_letter_topic)
         grace = self.settings.shutdown_grace_seconds
         # In-flight requests wait at most their ack bound; what is left of the grace flushes.
         self._runner = web.AppRunner(self.gateway.app(), access_log=None, shutdown_timeout=max(grace - 1.0, 0.5))
@@ -81,18 +79,15 @@ class GatewayServer:
         self.port = int(self._runner.addresses[0][1])
         log.info("gateway_listening", host=self.settings.host, port=self.port, settings=self.settings.redacted())
 
-    def _ensure_dead_letter_topic(self, config: dict[str, Any]) -> None:
+    def _ensure_dead_letter_topic(self) -> None:
         """Create the dead-letter topic, with the input topic's partitions, when it is missing. Not
         fatal: without it (no ACL to create, broker away) a dead letter is answered 503 and re-sent."""
-        topic = self.settings.dead_letter_topic()
-        client = {k: v for k, v in config.items() if k not in PRODUCER_ONLY and k != "bootstrap.servers"}
+        topic, kafka = self.settings.dead_letter_topic(), self.settings.kafka
         try:
-            counts = partition_counts(
-                self.settings.bootstrap_servers, [topic, str(self.settings.topic)], client_config=client
-            )
+            counts = partition_counts(self.settings.bootstrap_servers, [topic, str(self.settings.topic)], kafka=kafka)
             if topic not in counts:
                 partitions = counts.get(str(self.settings.topic), 1)
-                create_topics(self.settings.bootstrap_servers, {topic: partitions}, client_config=client, timeout_s=10)
+                create_topics(self.settings.bootstrap_servers, {topic: partitions}, kafka=kafka, timeout_s=10)
         except (KafkaException, TimeoutError) as exc:
             log.warning("dead_letter_topic_unavailable", topic=topic, error=str(exc)[:200])
 

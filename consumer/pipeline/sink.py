@@ -26,12 +26,11 @@ from consumer.contract import (
     H_DLQ_VALUE_OMITTED,
     H_DLQ_VALUE_SIZE,
 )
-from consumer.kafka_keys import CONSUMER_ONLY
 from consumer.model import Activity, Result
+from consumer.pipeline.clients import client_config
 from consumer.pipeline.codec.results import ResultEncoder
 from consumer.pipeline.tickets import DeliveryAudit, DeliveryFailed, Ticket
 from consumer.pipeline.topics import create_topics, partition_counts
-from consumer.telemetry.kafka_logs import routed
 from consumer.telemetry.logs import get as get_logger
 
 log = get_logger("consumer.pipeline.sink")
@@ -51,24 +50,20 @@ class Sink:
         self.settings = settings
         self.encoder = encoder
         self.streams = tuple(streams)
-        shared = {k: v for k, v in settings.kafka.items() if k not in CONSUMER_ONLY}
-        conf: dict[str, Any] = {
-            "linger.ms": 5,
-            "compression.type": "lz4",
-            "queue.buffering.max.messages": 500_000,
-            **shared,
-            # Last, so nothing overrides them (Settings.validate refuses KAFKA_* attempts too).
-            "bootstrap.servers": settings.bootstrap_servers,
-            "enable.idempotence": True,
-            "acks": "all",
-        }
+        own: dict[str, Any] = {"enable.idempotence": True, "acks": "all", "error_cb": self._on_error}
         if transactional:
-            conf["transactional.id"] = settings.effective_transactional_id()
-        conf["error_cb"] = self._on_error
+            own["transactional.id"] = settings.effective_transactional_id()
         self.fatal: KafkaError | None = None  # a producer error no retry can fix: nothing more goes out
         self.audit = DeliveryAudit()  # which delivery reports carry a real offset (the tickets ask it)
-        self.producer = Producer(routed(conf))
-        self._admin_conf = {"bootstrap.servers": settings.bootstrap_servers, **shared}
+        self.producer = Producer(
+            client_config(
+                "producer",
+                settings.bootstrap_servers,
+                settings.kafka,
+                defaults={"linger.ms": 5, "compression.type": "lz4", "queue.buffering.max.messages": 500_000},
+                own=own,
+            )
+        )
         self._topics: dict[tuple[str, str], str] = {}
         self._ensured: set[str] = set()
 
@@ -91,7 +86,7 @@ class Sink:
         if not new:
             return
         try:
-            partitions = partition_counts(self.settings.bootstrap_servers, new, client_config=self._admin_conf)
+            partitions = partition_counts(self.settings.bootstrap_servers, new, kafka=self.settings.kafka)
         except KafkaException as exc:
             log.warning("topic_metadata_failed", error=str(exc.args[0]))
             partitions = {}
@@ -107,7 +102,7 @@ class Sink:
         if not wanted:
             return
         try:
-            create_topics(self.settings.bootstrap_servers, wanted, client_config=self._admin_conf)
+            create_topics(self.settings.bootstrap_servers, wanted, kafka=self.settings.kafka)
         except (KafkaException, TimeoutError) as exc:
             # Not fatal: the topics may exist already or be created by the platform team.
             log.warning("topic_create_failed", topics=sorted(wanted), error=str(exc))

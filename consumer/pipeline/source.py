@@ -8,16 +8,22 @@ from typing import Any
 from confluent_kafka import Consumer, Message, TopicPartition
 
 from consumer.config import Settings
-from consumer.kafka_keys import PRODUCER_ONLY
-from consumer.telemetry.kafka_logs import routed
+from consumer.pipeline.clients import client_config
 
 RebalanceCb = Callable[[Consumer, list[TopicPartition]], None]
 PREFETCH_KBYTES = 16384  # the consumer's prefetch queue bound (librdkafka's default: 65536)
 
 
 def consumer_config(settings: Settings, **callbacks: Any) -> dict[str, Any]:
-    conf: dict[str, Any] = {
+    own = {
         "group.id": settings.group_id,
+        "enable.auto.commit": False,  # only the checkpoint commits
+        "enable.auto.offset.store": False,
+        # Never hand uncommitted (aborted) transactional results to anyone downstream of us.
+        "isolation.level": "read_committed",
+        **{k: v for k, v in callbacks.items() if v is not None},
+    }
+    defaults = {
         "auto.offset.reset": "earliest",
         "statistics.interval.ms": 5000,
         # The broker's long poll is part of an event's latency (Tansu answers only when it ends):
@@ -30,16 +36,8 @@ def consumer_config(settings: Settings, **callbacks: Any) -> dict[str, Any]:
         # Once that queue is full librdkafka waits this long before fetching again (default 1 s,
         # which cut the rate of draining a backlog to a third): about one batch wait.
         "fetch.queue.backoff.ms": max(10, settings.batch_max_wait_ms),
-        **{k: v for k, v in settings.kafka.items() if k not in PRODUCER_ONLY},
-        # Last, so nothing overrides them (Settings.validate refuses KAFKA_* attempts too).
-        "bootstrap.servers": settings.bootstrap_servers,
-        "enable.auto.commit": False,  # only the checkpoint commits
-        "enable.auto.offset.store": False,
-        # Never hand uncommitted (aborted) transactional results to anyone downstream of us.
-        "isolation.level": "read_committed",
     }
-    conf.update({k: v for k, v in callbacks.items() if v is not None})
-    return conf
+    return client_config("consumer", settings.bootstrap_servers, settings.kafka, defaults=defaults, own=own)
 
 
 class Source:
@@ -55,9 +53,7 @@ class Source:
         on_commit: Callable[[Any, list[TopicPartition]], None] | None = None,
     ) -> None:
         self.settings = settings
-        self.consumer = Consumer(
-            routed(consumer_config(settings, stats_cb=stats_cb, error_cb=error_cb, on_commit=on_commit))
-        )
+        self.consumer = Consumer(consumer_config(settings, stats_cb=stats_cb, error_cb=error_cb, on_commit=on_commit))
         self._callbacks = (on_assign, on_revoke, on_lost)
 
     def subscribe(self) -> None:

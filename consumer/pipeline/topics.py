@@ -9,7 +9,7 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
-from consumer.telemetry.kafka_logs import routed
+from consumer.pipeline.clients import client_config
 
 
 def create_topics(
@@ -18,7 +18,7 @@ def create_topics(
     *,
     replication_factor: int = 1,
     topic_config: Mapping[str, str] | None = None,
-    client_config: Mapping[str, str | int] | None = None,
+    kafka: Mapping[str, str] | None = None,
     timeout_s: float = 30.0,
 ) -> None:
     """Create ``{name: partitions}`` topics and wait until all their partitions have leaders.
@@ -28,7 +28,7 @@ def create_topics(
     """
     if not topics:
         return
-    admin = AdminClient(routed({"bootstrap.servers": bootstrap_servers, **(client_config or {})}))
+    admin = AdminClient(client_config("admin", bootstrap_servers, kafka or {}))
     new_topics = [
         NewTopic(
             name,
@@ -75,13 +75,13 @@ def _wait_topics_visible(admin: AdminClient, topics: Mapping[str, int], timeout_
 
 
 def partition_counts(
-    bootstrap_servers: str, topics: list[str], *, client_config: Mapping[str, str | int] | None = None
+    bootstrap_servers: str, topics: list[str], *, kafka: Mapping[str, str] | None = None
 ) -> dict[str, int]:
     """Partitions per existing topic, from a metadata request on a client of its own.
 
     Never call this through the consumer inside a rebalance callback: a metadata request
     there upsets confluent-kafka's state for the surrounding `consume()`.
     """
-    admin = AdminClient(routed({"bootstrap.servers": bootstrap_servers, **(client_config or {})}))
+    admin = AdminClient(client_config("admin", bootstrap_servers, kafka or {}))
     md = admin.list_topics(timeout=10)
     return {t: len(md.topics[t].partitions) for t in topics if t in md.topics and md.topics[t].error is None}

@@ -129,7 +129,7 @@ def test_tls_worker_connects_through_ssl_pass_through_and_a_wrong_ca_is_refused(
     ssl_client = {"security.protocol": "SSL", "ssl.ca.location": str(pki.ca)}
     with tls_broker(tmp_path, pki) as (bootstrap, how):
         topic, group = f"tls.{uuid.uuid4().hex[:8]}", f"tls-{uuid.uuid4().hex[:8]}"
-        create_topics(bootstrap, {topic: 2}, client_config=ssl_client)
+        create_topics(bootstrap, {topic: 2}, kafka=ssl_client)
         stream = fast_stream(300, 31)
         produce_all(bootstrap, topic, stream, **ssl_client)
 
