@@ -25,7 +25,9 @@ def produce_waiting(
     extra: dict[str, Any] = {} if partition is None else {"partition": partition}
     while True:
         try:
-            producer.produce(topic, value, key, headers=list(headers or ()), on_delivery=on_delivery, **extra)
+            # confluent-kafka takes a list (or a dict): a list passes as is, on the hot path too.
+            given = headers if isinstance(headers, list) else list(headers or ())
+            producer.produce(topic, value, key, headers=given, on_delivery=on_delivery, **extra)
             return
         except BufferError:
             producer.poll(wait_s)

@@ -6,6 +6,8 @@ from typing import Any, NamedTuple
 
 from consumer.catalogue import canonical, family_of
 
+TP = tuple[str, int]  # (topic, partition): the key of everything kept per partition
+
 
 # NamedTuples, not frozen dataclasses: as immutable, and built in half the time (a frozen
 # dataclass sets each field through object.__setattr__), once or twice per event.

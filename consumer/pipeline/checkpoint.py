@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, TopicPartition
 
+from consumer.model import TP
 from consumer.pipeline.sink import Sink
 from consumer.pipeline.tickets import DeliveryFailed, Ticket
 from consumer.telemetry.logs import get as get_logger
@@ -30,7 +31,6 @@ from consumer.telemetry.metrics import PipelineMetrics
 
 log = get_logger("consumer.pipeline.checkpoint")
 
-TP = tuple[str, int]
 # librdkafka always answers a commit; this only guards against waiting forever for a lost answer.
 COMMIT_ANSWER_TIMEOUT_S = 30.0
 # Exactly-once: how many times commit_transaction() is tried (a retriable error: the broker away).

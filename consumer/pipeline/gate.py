@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Set
 from dataclasses import dataclass
 from typing import Final, Literal, Protocol
 
+from consumer.model import TP
 from consumer.pipeline.step import Hold
 from consumer.telemetry.logs import get as get_logger
 from consumer.telemetry.metrics import PipelineMetrics
@@ -25,7 +26,6 @@ from consumer.telemetry.probes import Health
 
 log = get_logger("consumer.pipeline.gate")
 
-TP = tuple[str, int]
 Reason = Literal["backpressure", "registry"]
 REASONS: Final[tuple[Reason, ...]] = ("backpressure", "registry")
 

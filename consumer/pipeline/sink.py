@@ -26,6 +26,7 @@ from consumer.contract import (
     H_DLQ_VALUE_OMITTED,
     H_DLQ_VALUE_SIZE,
 )
+from consumer.kafka_io import produce_waiting
 from consumer.model import Activity, Result
 from consumer.pipeline.clients import client_config
 from consumer.pipeline.codec.results import ResultEncoder
@@ -172,15 +173,11 @@ class Sink:
         headers: Headers,
         ticket: Ticket,
     ) -> None:
-        while True:
-            try:
-                self.producer.produce(topic, value, key, headers=headers, on_delivery=ticket.ack)
-                return
-            except BufferError:  # local queue full: serve delivery reports, then retry
-                self.producer.poll(0.05)
-            except KafkaException as exc:
-                self._on_error(exc.args[0])
-                raise
+        try:
+            produce_waiting(self.producer, topic, value, key, headers, ticket.ack)
+        except KafkaException as exc:
+            self._on_error(exc.args[0])
+            raise
 
     def _on_error(self, err: KafkaError) -> None:
         if (err.fatal() or err.code() == KafkaError._FATAL) and self.fatal is None:

@@ -13,11 +13,10 @@ from typing import Any, Literal, NamedTuple, Protocol, cast
 
 from confluent_kafka import KafkaError, Message
 
-from consumer.model import Activity, Result, activity_from_record
+from consumer.model import TP, Activity, Result, activity_from_record
 from consumer.pipeline.codec import DecodeError, RegistryUnavailable
 from consumer.pipeline.retrying import HandlerFailed, Routes
 
-TP = tuple[str, int]
 SkipReason = Literal["end_of_partition", "consume_error", "own_output"]
 
 

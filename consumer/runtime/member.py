@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
+from consumer.model import TP
 from consumer.pipeline.checkpoint import Checkpoint
 from consumer.pipeline.gate import GatePolicy
 from consumer.telemetry.logs import get as get_logger
@@ -17,7 +18,6 @@ from consumer.telemetry.tallies import Tallies
 
 log = get_logger("consumer.runtime.member")
 
-TP = tuple[str, int]
 ERROR_LOG_EVERY_S = 30  # librdkafka repeats connection errors many times a second while a broker is away
 
 
