@@ -5,28 +5,24 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterable
-from typing import IO, Any
+from typing import IO
 
 from confluent_kafka import KafkaError, Message, Producer
 
-from consumer.config import Settings
+from consumer.config import ProduceSettings
 from consumer.ingest.records import input_record
 from consumer.kafka_io import produce_waiting
 from consumer.pipeline.clients import client_config
-from consumer.pipeline.codec import AvroCodec, EncodeError, Framing
+from consumer.pipeline.codec import AvroCodec, EncodeError
+from consumer.pipeline.codec.registry import Registry
 
 
 def produce_lines(
-    settings: Settings,
-    topic: str,
-    lines: Iterable[str],
-    *,
-    framing: Framing = "single-object",
-    registry: Any = None,
-    err: IO[str] | None = None,
+    settings: ProduceSettings, lines: Iterable[str], *, registry: Registry | None = None, err: IO[str] | None = None
 ) -> int:
     err = err or sys.stderr
-    codec = AvroCodec(framing=framing, registry=registry)
+    topic = str(settings.topic)
+    codec = AvroCodec(framing=settings.framing, registry=registry)
     producer = Producer(
         client_config("producer", settings.bootstrap_servers, settings.kafka, own={"enable.idempotence": True})
     )
