@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from consumer import contract
 from consumer.config import Settings
@@ -178,6 +178,22 @@ class Sink:
         except KafkaException as exc:
             self._on_error(exc.args[0])
             raise
+
+    # -- transactions (exactly-once: checkpoint.Transactions, whose docstrings give the contract)
+    def init_transactions(self, timeout_s: float) -> None:
+        self.producer.init_transactions(timeout_s)
+
+    def begin_transaction(self) -> None:
+        self.producer.begin_transaction()
+
+    def send_offsets(self, offsets: list[TopicPartition], group_metadata: Any, timeout_s: float) -> None:
+        self.producer.send_offsets_to_transaction(offsets, group_metadata, timeout_s)
+
+    def commit_transaction(self, timeout_s: float) -> None:
+        self.producer.commit_transaction(timeout_s)
+
+    def abort_transaction(self, timeout_s: float) -> None:
+        self.producer.abort_transaction(timeout_s)
 
     def _on_error(self, err: KafkaError) -> None:
         if (err.fatal() or err.code() == KafkaError._FATAL) and self.fatal is None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import cast
+from typing import Any, cast
 
 from confluent_kafka import KafkaException, Message
 from prometheus_client import CollectorRegistry
@@ -14,11 +14,13 @@ from prometheus_client import CollectorRegistry
 from consumer.catalogue import OTHER, label_of
 from consumer.config import Settings
 from consumer.contract import STREAMS
-from consumer.pipeline import checkpoint as checkpoints
+from consumer.pipeline.at_least_once import AtLeastOnce
+from consumer.pipeline.checkpoint import CallGuard, Checkpoint
 from consumer.pipeline.codec import AvroCodec, RegistryUnavailable, SchemaStore
 from consumer.pipeline.codec.engines import version as engine_version
 from consumer.pipeline.codec.registry import connect
 from consumer.pipeline.codec.results import ResultEncoder
+from consumer.pipeline.exactly_once import ExactlyOnce
 from consumer.pipeline.gate import Gate, GatePolicy
 from consumer.pipeline.retrying import RetryingRouter
 from consumer.pipeline.router import Router
@@ -27,6 +29,7 @@ from consumer.pipeline.source import Source
 from consumer.pipeline.step import DeadLetter, Forward, Hold, Skip, step
 from consumer.pipeline.tickets import DeliveryFailed, Ticket
 from consumer.runtime.member import Member
+from consumer.runtime.watchdog import CallWatchdog
 from consumer.telemetry.business_metrics import BusinessMetrics
 from consumer.telemetry.logs import get as get_logger
 from consumer.telemetry.metrics import PipelineMetrics, new_registry
@@ -47,8 +50,12 @@ class Worker:
         health: Health | None = None,
         codec: AvroCodec | None = None,
         router: Router | None = None,
+        guard: CallGuard | None = None,
     ) -> None:
+        """`guard` bounds the blocking librdkafka calls (default: the runtime's watchdog, which
+        ends the process when one outlives its timeout)."""
         self.settings = settings
+        guard = guard or CallWatchdog(margin_s=max(5.0, settings.shutdown_grace_seconds))
         self.registry = registry or new_registry()
         self.metrics = PipelineMetrics(self.registry)
         self.business = BusinessMetrics(self.registry)
@@ -66,18 +73,10 @@ class Worker:
             registry=schema_registry if settings.output_framing == "confluent" else None,
         )
         self.sink = Sink(settings, encoder, STREAMS, transactional=settings.exactly_once)
-        self.checkpoint = checkpoints.for_mode(
-            settings.exactly_once,
-            self.sink,
-            self.metrics,
-            settings.shutdown_grace_seconds,
-            batch_size=settings.batch_size,
-            max_batches=settings.max_uncommitted_batches,
-        )
-        self.checkpoint.on_committed = lambda ticket: self.tallies.committed(ticket.tally)
+        policy = GatePolicy(settings.retry_delay_ms)
+        self.checkpoint = _checkpoint(settings, self.sink, self.metrics, self.tallies, policy, guard)
         self._stop = threading.Event()
         own = self._own_output = self.sink.is_own_output if settings.pattern is not None else None
-        policy = GatePolicy(settings.retry_delay_ms)
         m = self.member = Member(self.checkpoint, policy, self.tallies, self.metrics, self.health, own, self._stop.set)
         self.source = Source(
             settings,
@@ -90,7 +89,6 @@ class Worker:
         )
         self.checkpoint.attach(self.source)
         self.gate = Gate(self.source, self.codec, self.metrics, self.health, policy)
-        self.checkpoint.on_rewound = policy.rewound
         self._debug = settings.log_level == "debug"
         self.processed = 0  # events handled, re-reads included (the metrics count committed work)
         self.unflushed = 0  # records still in the producer's queue after shutdown
@@ -245,3 +243,19 @@ class Worker:
         """Commit up to the held event, not past it; the gate reads the partition again from it."""
         ticket.next_offset = hold.offset
         self.gate.hold(hold)
+
+
+def _checkpoint(
+    settings: Settings, sink: Sink, metrics: PipelineMetrics, tallies: Tallies, policy: GatePolicy, guard: CallGuard
+) -> Checkpoint:
+    """The guarantee's checkpoint, with everything it calls handed in."""
+    common: dict[str, Any] = {
+        "guard": guard,
+        "batch_size": settings.batch_size,
+        "on_committed": lambda ticket: tallies.committed(ticket.tally),
+        "on_rewound": policy.rewound,  # a registry hold must not seek past a partition sought back
+    }
+    grace = settings.shutdown_grace_seconds
+    if settings.exactly_once:
+        return ExactlyOnce(sink, metrics, grace, **common)
+    return AtLeastOnce(sink, metrics, grace, max_batches=settings.max_uncommitted_batches, **common)

@@ -6,13 +6,17 @@ tests/faults; these pin the decisions down case by case."""
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
-from consumer.pipeline import checkpoint as checkpoints
-from consumer.pipeline.checkpoint import AtLeastOnce, ExactlyOnce
+from consumer.pipeline import at_least_once as at_least_once_module
+from consumer.pipeline.at_least_once import AtLeastOnce
+from consumer.pipeline.checkpoint import Checkpoint, Unguarded
+from consumer.pipeline.exactly_once import ExactlyOnce
 from consumer.pipeline.sink import Sink
 from consumer.pipeline.tickets import DeliveryAudit, DeliveryFailed, Ticket
 from consumer.telemetry.metrics import PipelineMetrics, new_registry
@@ -61,13 +65,12 @@ class FakeConsumer:
         return object()
 
 
-class FakeProducer:
-    """The transactional calls; `fail` makes one of them raise once."""
+class FakeTransactions:
+    """The sink's transactional calls, recorded; `fail` makes one of them raise once."""
 
     def __init__(self) -> None:
         self.calls: list[str] = []
         self.fail: dict[str, KafkaError] = {}
-        self.queued = 0
 
     def _call(self, name: str) -> None:
         self.calls.append(name)
@@ -80,7 +83,7 @@ class FakeProducer:
     def begin_transaction(self) -> None:
         self._call("begin")
 
-    def send_offsets_to_transaction(self, offsets: list[TopicPartition], _meta: object, _t: float) -> None:
+    def send_offsets(self, offsets: list[TopicPartition], _meta: object, _t: float) -> None:
         self._call("send_offsets")
 
     def commit_transaction(self, _t: float) -> None:
@@ -89,17 +92,14 @@ class FakeProducer:
     def abort_transaction(self, _t: float) -> None:
         self._call("abort")
 
-    def __len__(self) -> int:
-        return self.queued
 
-
-class FakeSink:
-    """The sink's side the checkpoint reads: the audit, the queue, flushing."""
+class FakeSink(FakeTransactions):
+    """The sink's side the checkpoint reads: the audit, the queue, flushing, transactions."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.audit = DeliveryAudit()
         self.fatal: KafkaError | None = None
-        self.producer = FakeProducer()
         self.on_flush: list[Any] = []  # delivery reports that arrive while flushing
 
     def queue_length(self) -> int:
@@ -118,7 +118,12 @@ class FakeSink:
 def at_least_once(batch_size: int = 10, max_batches: int = 2) -> tuple[AtLeastOnce, FakeConsumer, FakeSink]:
     sink = FakeSink()
     cp = AtLeastOnce(
-        cast(Sink, sink), PipelineMetrics(new_registry()), 1.0, batch_size=batch_size, max_batches=max_batches
+        cast(Sink, sink),
+        PipelineMetrics(new_registry()),
+        1.0,
+        guard=Unguarded(),
+        batch_size=batch_size,
+        max_batches=max_batches,
     )
     consumer = FakeConsumer()
     cp.attach(consumer)
@@ -213,11 +218,11 @@ def test_a_commit_whose_answer_never_comes_is_sent_again_whole(monkeypatch: pyte
     cp, consumer, _ = at_least_once()
     ack_all(batch(cp, 0, 0, 9))
     clock = [1000.0]
-    monkeypatch.setattr(checkpoints.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(at_least_once_module.time, "monotonic", lambda: clock[0])
     cp.poll()
     cp.poll()  # the answer is awaited: one commit in flight at a time
     assert async_commits(consumer) == [[(T, 0, 10)]]
-    clock[0] += checkpoints.COMMIT_ANSWER_TIMEOUT_S + 1
+    clock[0] += at_least_once_module.COMMIT_ANSWER_TIMEOUT_S + 1
     cp.poll()  # nothing newer was delivered; the lost commit itself goes again
     assert async_commits(consumer) == [[(T, 0, 10)], [(T, 0, 10)]]
 
@@ -264,7 +269,7 @@ def test_an_unverified_ack_reads_the_partition_again_from_it_and_tells_the_gate(
 
 def exactly_once(committed: dict[tuple[str, int], int]) -> tuple[ExactlyOnce, FakeConsumer, FakeSink]:
     sink = FakeSink()
-    cp = ExactlyOnce(cast(Sink, sink), PipelineMetrics(new_registry()), 1.0)
+    cp = ExactlyOnce(cast(Sink, sink), PipelineMetrics(new_registry()), 1.0, guard=Unguarded())
     consumer = FakeConsumer(committed)
     cp.attach(consumer)
     return cp, consumer, sink
@@ -275,7 +280,7 @@ def test_exactly_once_commits_a_batch_as_one_transaction_and_counts_it() -> None
     counted: list[Ticket] = []
     cp.on_committed = counted.append
     ticket = batch(cp, 0, 0, 4, sink=sink)
-    assert sink.producer.calls == ["init", "begin", "send_offsets", "commit"]
+    assert sink.calls == ["init", "begin", "send_offsets", "commit"]
     assert counted == [ticket] and consumer.seeks == []
 
 
@@ -285,9 +290,9 @@ def test_exactly_once_abort_rewinds_to_the_committed_offsets_and_counts_nothing(
     rewound: list[tuple[tuple[str, int], int]] = []
     cp.on_committed = counted.append
     cp.on_rewound = lambda key, offset: rewound.append((key, offset))
-    sink.producer.fail["commit"] = KafkaError(KafkaError._TIMED_OUT, "commit", txn_requires_abort=True)
+    sink.fail["commit"] = KafkaError(KafkaError._TIMED_OUT, "commit", txn_requires_abort=True)
     batch(cp, 0, 40, 49, sink=sink)
-    assert sink.producer.calls[-2:] == ["commit", "abort"]
+    assert sink.calls[-2:] == ["commit", "abort"]
     assert consumer.seeks == [(T, 0, 40)] and rewound == [((T, 0), 40)]
     assert counted == []  # an aborted batch is read again: counting it now would count it twice
 
@@ -299,7 +304,7 @@ def test_exactly_once_aborts_a_batch_with_an_unverified_ack_instead_of_committin
     ticket.pending = 1
     ticket.ack(None, cast(Any, Report(-1)))
     cp.end_batch()
-    assert "commit" not in sink.producer.calls and sink.producer.calls[-1] == "abort"
+    assert "commit" not in sink.calls and sink.calls[-1] == "abort"
     assert consumer.seeks == [(T, 0, -2)]  # nothing committed yet: from the beginning
 
 
@@ -314,22 +319,43 @@ def test_exactly_once_aborts_a_batch_whose_reports_are_not_all_in_after_the_drai
     ticket = cp.ticket(T, 0, 40)
     ticket.pending = 1
     sink.drain = lambda _timeout: 1  # type: ignore[method-assign]  # the deadline passed, 1 owed
-    commit = sink.producer.commit_transaction
+    commit = sink.commit_transaction
 
     def commit_flushing(timeout: float) -> None:  # librdkafka flushes first, serving the reports
         ticket.ack(None, cast(Any, Report(-1)))
         commit(timeout)
 
-    sink.producer.commit_transaction = commit_flushing  # type: ignore[method-assign]
+    sink.commit_transaction = commit_flushing  # type: ignore[method-assign]
     cp.end_batch()
-    assert "send_offsets" not in sink.producer.calls and "commit" not in sink.producer.calls
-    assert sink.producer.calls[-1] == "abort"
+    assert "send_offsets" not in sink.calls and "commit" not in sink.calls
+    assert sink.calls[-1] == "abort"
     assert consumer.seeks == [(T, 0, 40)]  # read again from the last committed offset
 
 
 def test_a_fatal_transactional_error_ends_the_worker() -> None:
     cp, _, sink = exactly_once({})
-    sink.producer.fail["send_offsets"] = KafkaError(KafkaError._FENCED, "fenced", fatal=True)
+    sink.fail["send_offsets"] = KafkaError(KafkaError._FENCED, "fenced", fatal=True)
     with pytest.raises(DeliveryFailed):
         batch(cp, 0, 0, 0, sink=sink)
-    assert "abort" not in sink.producer.calls
+    assert "abort" not in sink.calls
+
+
+def test_a_mode_that_forgets_a_hook_cannot_be_built() -> None:
+    """The checkpoint is abstract: a guarantee missing one hook fails at construction, not silently."""
+    hooks = {name: lambda self, *_a: None for name in Checkpoint.__abstractmethods__ if name != "on_revoke"}
+    forgetful = type("Forgetful", (Checkpoint,), hooks)
+    with pytest.raises(TypeError, match="on_revoke"):
+        forgetful(FakeSink(), PipelineMetrics(new_registry()), 1.0, guard=Unguarded())
+
+
+def test_only_the_sink_touches_a_producer_in_the_worker() -> None:
+    root = Path(__file__).resolve().parents[2] / "consumer"
+    touching = [
+        f"{path.relative_to(root)}:{node.lineno}"
+        for folder in ("pipeline", "runtime")
+        for path in sorted((root / folder).rglob("*.py"))
+        if path.name != "sink.py"
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Attribute) and node.attr == "producer"
+    ]
+    assert touching == [], touching
