@@ -67,7 +67,7 @@ format: $(STAMP)
 schemas: $(STAMP)
 	$(BIN)/python -m consumer.devtools.schemagen --out avro
 
-## make readme: regenerate README.md's settings table from consumer/config.py
+## make readme: regenerate README.md's settings tables from consumer/config/
 readme: $(STAMP)
 	$(BIN)/python -m consumer.devtools.readme README.md
 
