@@ -6,12 +6,12 @@ import time
 from collections import deque
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Unpack
 
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from consumer.model import TP
-from consumer.pipeline.checkpoint import Checkpoint
+from consumer.pipeline.checkpoint import Checkpoint, Hooks
 from consumer.pipeline.sink import Sink
 from consumer.pipeline.tickets import DeliveryFailed, Ticket
 from consumer.telemetry.logs import get as get_logger
@@ -51,7 +51,13 @@ class AtLeastOnce(Checkpoint):
     """
 
     def __init__(
-        self, sink: Sink, metrics: PipelineMetrics, grace_seconds: float, *, max_batches: int = 1, **common: Any
+        self,
+        sink: Sink,
+        metrics: PipelineMetrics,
+        grace_seconds: float,
+        *,
+        max_batches: int = 1,
+        **common: Unpack[Hooks],
     ) -> None:
         super().__init__(sink, metrics, grace_seconds, **common)
         batch_size = self.batch_size

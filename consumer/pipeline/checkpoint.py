@@ -16,7 +16,7 @@ import contextlib
 import time
 from collections.abc import Callable, Collection
 from contextlib import AbstractContextManager
-from typing import Any, Protocol
+from typing import Any, Protocol, Required, TypedDict
 
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
@@ -97,6 +97,15 @@ class Transactions(Protocol):
     def drain(self, timeout: float) -> int:
         """Serve delivery reports until none is owed or `timeout` passes; how many are left."""
         ...
+
+
+class Hooks(TypedDict, total=False):
+    """What every checkpoint is handed besides its sink, metrics and grace (see Checkpoint)."""
+
+    guard: Required[CallGuard]
+    batch_size: int
+    on_committed: Callable[[Ticket], None]
+    on_rewound: Callable[[TP, int], None]
 
 
 class Checkpoint(abc.ABC):

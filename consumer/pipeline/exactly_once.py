@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Unpack
 
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, TopicPartition
 
 from consumer.model import TP
-from consumer.pipeline.checkpoint import Checkpoint, Transactions
+from consumer.pipeline.checkpoint import Checkpoint, Hooks, Transactions
 from consumer.pipeline.tickets import DeliveryFailed
 from consumer.telemetry.logs import get as get_logger
 from consumer.telemetry.metrics import PipelineMetrics
@@ -21,7 +21,9 @@ COMMIT_TRIES = 3
 class ExactlyOnce(Checkpoint):
     """Each batch is one transaction, through the sink's `Transactions` (only the sink produces)."""
 
-    def __init__(self, sink: Transactions, metrics: PipelineMetrics, grace_seconds: float, **common: Any) -> None:
+    def __init__(
+        self, sink: Transactions, metrics: PipelineMetrics, grace_seconds: float, **common: Unpack[Hooks]
+    ) -> None:
         super().__init__(sink, metrics, grace_seconds, **common)
         self.sink: Transactions = sink
         self._open = False

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, cast
+from typing import cast
 
 from confluent_kafka import KafkaException, Message
 from prometheus_client import CollectorRegistry
@@ -15,7 +15,7 @@ from consumer.catalogue import OTHER, label_of
 from consumer.config import Settings
 from consumer.contract import STREAMS
 from consumer.pipeline.at_least_once import AtLeastOnce
-from consumer.pipeline.checkpoint import CallGuard, Checkpoint
+from consumer.pipeline.checkpoint import CallGuard, Checkpoint, Hooks
 from consumer.pipeline.codec import AvroCodec, RegistryUnavailable, SchemaStore
 from consumer.pipeline.codec.engines import version as engine_version
 from consumer.pipeline.codec.registry import connect
@@ -249,7 +249,7 @@ def _checkpoint(
     settings: Settings, sink: Sink, metrics: PipelineMetrics, tallies: Tallies, policy: GatePolicy, guard: CallGuard
 ) -> Checkpoint:
     """The guarantee's checkpoint, with everything it calls handed in."""
-    common: dict[str, Any] = {
+    common: Hooks = {
         "guard": guard,
         "batch_size": settings.batch_size,
         "on_committed": lambda ticket: tallies.committed(ticket.tally),
