@@ -1,6 +1,6 @@
 """Input for the benchmarks: framed Avro events cycling through the corpus mix.
 
-The mix is the one `tests/integration/worker_support.make_stream` builds (`consumer/devtools/corpus.py`:
+The mix is the one `tests/support/workers.py` (`make_stream`) builds (`consumer/devtools/corpus.py`:
 every corpus example plus the fixtures, in rotation). Each template is encoded once with fastavro
 and only the `id` (the envelope's first field, a plain Avro string) is spliced in per
 event, so building 50k events takes well under a second instead of ~15 s of encoding.

@@ -10,24 +10,13 @@ import os
 import re
 import uuid
 from collections.abc import Iterator, Mapping
-from typing import Any, Protocol
+from typing import Any
 
 import pytest
 import structlog
 
 from consumer.devtools.embedded_broker import EmbeddedBroker, create_topics, wait_for_broker
-
-# Consumer settings for quick group joins on Tansu. Tansu answers the first JoinGroup after
-# about session.timeout.ms / 2 (never under ~1 s), so the 45 s default costs ~23 s per join and
-# these ~3 s. KIP-848 (group.protocol=consumer) never completes a join on Tansu: keep classic.
-FAST_GROUP_CONFIG: dict[str, Any] = {
-    "group.protocol": "classic",
-    "session.timeout.ms": 6000,
-    "heartbeat.interval.ms": 500,
-    "auto.offset.reset": "earliest",
-    # Shorter fetch long-poll: a test's last poll() returns sooner when a partition runs dry.
-    "fetch.wait.max.ms": 100,
-}
+from tests.support.broker import FAST_GROUP_CONFIG, TopicFactory
 
 # Fixtures for any test: the Schema Registry double (`registry_double`) and the fault matrix's
 # per-scenario table (`fault_matrix`, printed in the terminal summary).
@@ -48,19 +37,9 @@ def _structlog_config_is_per_test() -> Iterator[None]:
 @pytest.fixture(autouse=True)
 def _no_worker_outlives_its_test() -> Iterator[None]:
     yield
-    from tests.integration.worker_support import stop_leftover_workers
+    from tests.support.workers import stop_leftover_workers
 
     stop_leftover_workers()
-
-
-class TopicFactory(Protocol):
-    def __call__(
-        self,
-        partitions: int = 4,
-        *,
-        prefix: str | None = None,
-        config: Mapping[str, str] | None = None,
-    ) -> str: ...
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,7 @@
 The OpenAPI description is the source of truth for field names and types; this module
 holds the few decisions the OpenAPI text cannot make (how to spell "absent" against
 "null", how free-form objects travel, the consents shape that is not published).
-Run `make schemas` after changing either; `tests/unit/test_schemas_in_sync.py` fails
+Run `make schemas` after changing either; `tests/unit/devtools/test_schemas_in_sync.py` fails
 when the committed `.avsc` files drift from what this module would write.
 
 Rules, applied to every record:

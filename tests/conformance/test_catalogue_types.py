@@ -14,8 +14,7 @@ from consumer.contract import GENERIC
 from consumer.devtools.corpus import EXAMPLES, OPENAPI
 from consumer.model import activity_from_record
 from consumer.pipeline.codec import AvroCodec, SchemaStore
-
-from ._support import identical, load
+from tests.support.conformance import identical, load
 
 SEED_SPELLINGS = [
     "customer.confirmed", "customer.created", "customer.updated", "customer.deleted",

@@ -8,8 +8,7 @@ import json
 import pytest
 
 from consumer.pipeline.codec import AvroCodec
-
-from ._support import corpus_files, identical, load, run_cli, seed_fixture_files
+from tests.support.conformance import corpus_files, identical, load, run_cli, seed_fixture_files
 
 ACTIVITIES = [load(p) for p in [*corpus_files(), *seed_fixture_files()]]
 

@@ -14,8 +14,7 @@ import pytest
 from consumer.cli.codec_lines import decode_lines, encode_lines
 from consumer.pipeline.codec import AvroCodec
 from consumer.pipeline.codec.framing import SINGLE_OBJECT_MAGIC
-
-from ._support import corpus_files, identical, load, mock_registry, seed_fixture_files
+from tests.support.conformance import corpus_files, identical, load, mock_registry, seed_fixture_files
 
 CORPUS = corpus_files()
 SEEDS = seed_fixture_files()

@@ -24,10 +24,9 @@ from consumer.pipeline.codec import AvroCodec, DecodeError, EncodeError
 from consumer.pipeline.codec.engines import CavroDecoder
 from consumer.pipeline.codec.results import ResultEncoder
 from consumer.pipeline.router import Router
-
-from ._support import corpus_files, load, mock_registry, seed_fixture_files
-from .test_properties import SETTINGS, activities, free_form
-from .test_schema_evolution import (
+from tests.support.activity_strategies import SETTINGS, activities, free_form
+from tests.support.conformance import corpus_files, load, mock_registry, seed_fixture_files
+from tests.support.schema_variants import (
     ACTIVITY,
     TELEPORTED,
     WITH_SOURCE,

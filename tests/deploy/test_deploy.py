@@ -14,11 +14,9 @@ fails the tests that need it, with a message saying what to install: these tests
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 import shutil
-import subprocess
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,23 +25,34 @@ from typing import Any, cast
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
-DEPLOY = REPO / "deploy"
-K8S = DEPLOY / "k8s"
+from tests.support.kustomize import (
+    DEPLOY,
+    GATEWAY_JOB,
+    K8S_VERSION,
+    KUSTOMIZATIONS,
+    PROM_CONFIG,
+    REPO,
+    _all,
+    _assert_ok,
+    _env,
+    _kubernetes_validate,
+    _one,
+    _quantity,
+    _render,
+    _render_text,
+    _run,
+)
+
 PROM = DEPLOY / "prometheus"
 ALERTS = PROM / "alerts.yml"
 ALERTS_TEST = PROM / "alerts.test.yml"
-PROM_CONFIG = PROM / "prometheus.yml"
 DASHBOARD = DEPLOY / "grafana" / "customer-activity.json"
 DOCKERFILE = DEPLOY / "Dockerfile"
 DOCKERIGNORE = DEPLOY / "Dockerfile.dockerignore"
 
 JOB = "customer-activity-consumer"
 APP_NAME = "customer-activity-consumer"
-GATEWAY_JOB = "customer-activity-gateway"  # the webhook gateway's scrape job and app name
 GATEWAY_METRIC_PREFIX = "activity_gateway_"
-K8S_VERSION = "1.32.0"  # schema version for kubernetes-validate; matches the kubectl in CI
-TOOL_TIMEOUT = 120
 
 
 def _exported_series_names() -> frozenset[str]:
@@ -103,24 +112,6 @@ def _promtool() -> str:
         "promtool",
         "apt-get install -y prometheus (or the promtool binary from a Prometheus release)",
     )
-
-
-def _run(argv: list[str], cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=TOOL_TIMEOUT, check=False)
-
-
-def _assert_ok(proc: subprocess.CompletedProcess[str]) -> None:
-    assert proc.returncode == 0, (
-        f"`{' '.join(proc.args)}` exited {proc.returncode}\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}"
-    )
-
-
-def _kubernetes_validate() -> Any:
-    try:
-        import kubernetes_validate
-    except ImportError:
-        pytest.fail("kubernetes-validate is not installed: .venv/bin/pip install kubernetes-validate")
-    return kubernetes_validate
 
 
 # --------------------------------------------------------------------------------------------
@@ -339,49 +330,11 @@ def test_prometheusrule_is_in_sync_with_alerts_yml() -> None:
 # --------------------------------------------------------------------------------------------
 # Kubernetes manifests
 
-KUSTOMIZATIONS = ["base", *sorted(f"overlays/{p.name}" for p in (K8S / "overlays").iterdir()
-                                  if (p / "kustomization.yaml").exists())]  # fmt: skip
 OVERLAYS = [k for k in KUSTOMIZATIONS if k.startswith("overlays/")]
 
 
 def test_expected_overlays_exist() -> None:
     assert {"overlays/dev", "overlays/production"} <= set(OVERLAYS)
-
-
-@functools.cache
-def _render_text(kustomization: str) -> str:
-    path = K8S / kustomization
-    if shutil.which("kubectl"):
-        argv = ["kubectl", "kustomize", str(path)]
-    elif shutil.which("kustomize"):
-        argv = ["kustomize", "build", str(path)]
-    else:
-        pytest.fail("neither `kubectl` (with built-in kustomize) nor `kustomize` is on PATH")
-    proc = _run(argv)
-    _assert_ok(proc)
-    return proc.stdout
-
-
-def _app(doc: dict[str, Any]) -> str | None:
-    return cast(str | None, (doc["metadata"].get("labels") or {}).get("app.kubernetes.io/name"))
-
-
-def _render(kustomization: str, part: str | None = "worker") -> list[dict[str, Any]]:
-    """The rendered objects of one part: the worker's (default), the gateway's, or all (None)."""
-    docs = [d for d in yaml.safe_load_all(_render_text(kustomization)) if d]
-    if part is None:
-        return docs
-    return [d for d in docs if (_app(d) == GATEWAY_JOB) == (part == "gateway")]
-
-
-def _all(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
-    return [d for d in docs if d["kind"] == kind]
-
-
-def _one(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
-    found = _all(docs, kind)
-    assert len(found) == 1, f"expected exactly one {kind}, got {len(found)}"
-    return found[0]
 
 
 def _container(docs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -395,10 +348,6 @@ def _config(docs: list[dict[str, Any]]) -> dict[str, str]:
     return cast(dict[str, str], _one(docs, "ConfigMap")["data"])
 
 
-def _env(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {e["name"]: e for e in container.get("env", [])}
-
-
 def _walk(node: Any, path: str = "") -> Iterator[tuple[str, Any, Any]]:
     if isinstance(node, dict):
         for key, value in node.items():
@@ -407,17 +356,6 @@ def _walk(node: Any, path: str = "") -> Iterator[tuple[str, Any, Any]]:
     elif isinstance(node, list):
         for i, value in enumerate(node):
             yield from _walk(value, f"{path}[{i}]")
-
-
-_QUANTITY = re.compile(r"^([0-9.]+)(m|Ki|Mi|Gi|Ti|k|M|G)?$")
-_FACTORS = {None: 1, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9,
-            "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}  # fmt: skip
-
-
-def _quantity(value: str | int) -> float:
-    match = _QUANTITY.match(str(value))
-    assert match, f"unparsable quantity {value!r}"
-    return float(match.group(1)) * _FACTORS[match.group(2)]
 
 
 @pytest.mark.parametrize("kustomization", KUSTOMIZATIONS)

@@ -13,7 +13,7 @@ import yaml
 from consumer.cli.main import _parser
 from consumer.config import GatewaySettings, specs_of
 from consumer.ingest.gateway import WEBHOOK_PATH
-from tests.deploy.test_deploy import (
+from tests.support.kustomize import (
     GATEWAY_JOB,
     K8S_VERSION,
     KUSTOMIZATIONS,

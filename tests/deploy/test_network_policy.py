@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from consumer.cli.main import _parser
-from tests.deploy.test_deploy import K8S_VERSION, KUSTOMIZATIONS, _kubernetes_validate, _render
+from tests.support.kustomize import K8S_VERSION, KUSTOMIZATIONS, _kubernetes_validate, _render
 
 REPLAY_EXAMPLE = "examples/dlq-replay"
 

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.faults.mock_cluster import MockCluster
-from tests.faults.worker_harness import create_topics, patch_worker_for_mock, stop_all, unique
+from tests.support.mock_cluster import MockCluster
+from tests.support.mock_workers import create_topics, patch_worker_for_mock, stop_all, unique
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ import pytest
 from confluent_kafka import TopicPartition
 from prometheus_client import CollectorRegistry
 
-from tests.faults.mock_cluster import MockCluster
-from tests.faults.worker_harness import (
+from tests.support.mock_cluster import MockCluster
+from tests.support.mock_workers import (
     OUTPUT_LEADER,
     actual_records,
     committed,
@@ -25,7 +25,7 @@ from tests.faults.worker_harness import (
     start,
     wait_committed,
 )
-from tests.integration.worker_support import make_stream, produce
+from tests.support.workers import make_stream, produce
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(120)]
 

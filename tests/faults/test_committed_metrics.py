@@ -16,15 +16,15 @@ from consumer.pipeline.router import Router
 from consumer.runtime.worker import Worker
 from consumer.telemetry.business_metrics import BusinessMetrics
 from consumer.telemetry.metrics import new_registry
-from tests.faults.mock_cluster import ApiKey, MockCluster
-from tests.faults.worker_harness import (
+from tests.support.mock_cluster import ApiKey, MockCluster
+from tests.support.mock_workers import (
     COORDINATOR,
     TxnSpy,
     settings,
     start,
     unique,
 )
-from tests.integration.worker_support import make_stream, produce
+from tests.support.workers import make_stream, produce
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(90)]
 PARTITIONS = 2

@@ -6,10 +6,10 @@ commits reach the end of the input without ever passing an undelivered event. Ro
 run's fault-matrix table (`tests.support.fault_matrix`).
 
 All run under at-least-once: the mock neither stores transactional offsets nor hides aborted
-records from read_committed readers (see `worker_harness.TxnSpy`), so exactly-once duplicates
+records from read_committed readers (see `tests.support.mock_workers.TxnSpy`), so exactly-once duplicates
 are counted on Tansu (tests/integration/test_fault_matrix_tansu.py).
 
-Topology (see `worker_harness.create_topics`): input partitions on broker 2, outputs on
+Topology (see `tests.support.mock_workers.create_topics`): input partitions on broker 2, outputs on
 broker 1, group and transaction coordinators on broker 3.
 """
 
@@ -24,8 +24,9 @@ from pathlib import Path
 import pytest
 from confluent_kafka import KafkaError
 
-from tests.faults.mock_cluster import ApiKey, MockCluster
-from tests.faults.worker_harness import (
+from tests.support.fault_matrix import MatrixRecorder, MissingBehaviour, Tally, expectations, tally
+from tests.support.mock_cluster import ApiKey, MockCluster
+from tests.support.mock_workers import (
     INPUT_LEADER,
     OUTPUT_LEADER,
     Running,
@@ -44,9 +45,8 @@ from tests.faults.worker_harness import (
     wait_committed,
     wait_until,
 )
-from tests.integration.fault_support import Trickle
-from tests.integration.worker_support import REPO, make_stream, produce
-from tests.support.fault_matrix import MatrixRecorder, MissingBehaviour, Tally, expectations, tally
+from tests.support.tansu_faults import Trickle
+from tests.support.workers import REPO, make_stream, produce
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(150)]
 

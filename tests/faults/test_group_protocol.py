@@ -20,9 +20,10 @@ from confluent_kafka import TopicPartition
 from consumer.config import ConfigError, Settings
 from consumer.kafka_keys import CLASSIC_GROUP_ONLY
 from consumer.runtime.worker import Worker
-from tests.conftest import FAST_GROUP_CONFIG, TopicFactory
-from tests.faults.mock_cluster import ApiKey, MockCluster
-from tests.faults.worker_harness import (
+from tests.support.broker import FAST_GROUP_CONFIG, TopicFactory
+from tests.support.fault_matrix import MatrixRecorder, Tally, expectations, tally
+from tests.support.mock_cluster import ApiKey, MockCluster
+from tests.support.mock_workers import (
     COORDINATOR,
     committed,
     create_topics,
@@ -35,10 +36,9 @@ from tests.faults.worker_harness import (
     unique,
     wait_until,
 )
-from tests.integration.fault_support import Trickle, wait_committed_to_end
-from tests.integration.fault_support import committed as tansu_committed
-from tests.integration.worker_support import Record, make_stream, output_topics, read_all
-from tests.support.fault_matrix import MatrixRecorder, Tally, expectations, tally
+from tests.support.tansu_faults import Trickle, wait_committed_to_end
+from tests.support.tansu_faults import committed as tansu_committed
+from tests.support.workers import Record, make_stream, output_topics, read_all
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(150)]
 

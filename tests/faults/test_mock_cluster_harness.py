@@ -17,7 +17,7 @@ from confluent_kafka import (
 )
 
 from consumer.telemetry.kafka_logs import routed
-from tests.faults.mock_cluster import ApiKey, MockCluster, MockClusterError
+from tests.support.mock_cluster import ApiKey, MockCluster, MockClusterError
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(60)]
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import pytest
 from confluent_kafka import KafkaError
 
-from tests.faults.mock_cluster import ApiKey, MockCluster
-from tests.faults.worker_harness import (
+from tests.support.mock_cluster import ApiKey, MockCluster
+from tests.support.mock_workers import (
     COORDINATOR,
     OUTPUT_LEADER,
     actual_records,
@@ -26,7 +26,7 @@ from tests.faults.worker_harness import (
     start,
     unique,
 )
-from tests.integration.worker_support import make_stream, produce
+from tests.support.workers import make_stream, produce
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(90)]
 

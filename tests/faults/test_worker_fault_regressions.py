@@ -13,8 +13,8 @@ import sys
 import pytest
 from confluent_kafka import KafkaError
 
-from tests.faults.mock_cluster import ApiKey, MockCluster
-from tests.faults.worker_harness import (
+from tests.support.mock_cluster import ApiKey, MockCluster
+from tests.support.mock_workers import (
     COORDINATOR,
     OUTPUT_LEADER,
     Running,
@@ -30,7 +30,7 @@ from tests.faults.worker_harness import (
     unique,
     wait_committed,
 )
-from tests.integration.worker_support import REPO, make_stream, produce
+from tests.support.workers import REPO, make_stream, produce
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(60)]
 

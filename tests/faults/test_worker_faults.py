@@ -1,7 +1,7 @@
 """The worker under injected faults (librdkafka's mock cluster): no event is lost, and no offset is
 committed before every result of every event below it has been delivered.
 
-Topology (see `worker_harness.create_topics`): input partitions on broker 2, every output and
+Topology (see `tests.support.mock_workers.create_topics`): input partitions on broker 2, every output and
 dead-letter partition on broker 1, group and transaction coordinators on broker 3.
 """
 
@@ -13,8 +13,8 @@ import pytest
 from confluent_kafka import KafkaError
 
 from consumer.runtime.worker import Worker
-from tests.faults.mock_cluster import ApiKey, MockCluster
-from tests.faults.worker_harness import (
+from tests.support.mock_cluster import ApiKey, MockCluster
+from tests.support.mock_workers import (
     COORDINATOR,
     OUTPUT_LEADER,
     Running,
@@ -34,7 +34,7 @@ from tests.faults.worker_harness import (
     wait_committed,
     wait_until,
 )
-from tests.integration.worker_support import make_stream, produce
+from tests.support.workers import make_stream, produce
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(90)]
 

@@ -12,7 +12,7 @@ from consumer.cli.main import _parser
 from consumer.config import BackfillSettings, build
 from consumer.ingest.page_sender import STOP_GRACE_S
 from consumer.ingest.voucherify_api import APP_ID_ENV, APP_TOKEN_ENV
-from tests.deploy.test_deploy import K8S_VERSION, _kubernetes_validate, _render
+from tests.support.kustomize import K8S_VERSION, _kubernetes_validate, _render
 
 EXAMPLE = "examples/backfill"
 WORKER = "customer-activity-consumer"

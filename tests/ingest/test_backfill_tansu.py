@@ -25,8 +25,14 @@ from consumer.ingest import voucherify_api
 from consumer.ingest.records import customer_key, input_record
 from consumer.pipeline.codec import AvroCodec
 from consumer.telemetry.kafka_logs import routed
-from tests.conftest import TopicFactory
-from tests.integration.worker_support import (
+from tests.support.broker import TopicFactory
+from tests.support.voucherify_api_double import (
+    VoucherifyApiDouble,
+    backfill_args,
+    credentials_env,
+    make_project,
+)
+from tests.support.workers import (
     REPO,
     Record,
     activity_ids,
@@ -34,12 +40,6 @@ from tests.integration.worker_support import (
     output_topics,
     read_all,
     start_worker,
-)
-from tests.support.voucherify_api_double import (
-    VoucherifyApiDouble,
-    backfill_args,
-    credentials_env,
-    make_project,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]

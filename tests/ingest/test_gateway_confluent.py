@@ -10,11 +10,10 @@ import pytest
 
 from consumer.pipeline.codec import DEFAULT_SUBJECT, AvroCodec
 from consumer.pipeline.codec.registry import connect
-from tests.conformance._support import identical
-from tests.integration.worker_support import read_all
+from tests.support.conformance import identical
+from tests.support.gateway import body_of, corpus, delivery, expected_activity, post, running_gateway, settings
 from tests.support.registry_double import RegistryDouble
-
-from .support import body_of, corpus, delivery, expected_activity, post, running_gateway, settings
+from tests.support.workers import read_all
 
 pytestmark = pytest.mark.integration
 

@@ -14,10 +14,9 @@ import pytest
 from consumer.contract import H_ACTIVITY_ID, H_ACTIVITY_TYPE, H_DELIVERY_ID, H_INGEST_SOURCE, H_PROJECT_ID
 from consumer.ingest.records import customer_key
 from consumer.pipeline.codec import AvroCodec
-from tests.conformance._support import identical
-from tests.integration.worker_support import activity_ids, expected_results, output_topics, read_all, start_worker
-
-from .support import PROJECT, body_of, corpus, delivery, expected_activity, post, running_gateway, settings
+from tests.support.conformance import identical
+from tests.support.gateway import PROJECT, body_of, corpus, delivery, expected_activity, post, running_gateway, settings
+from tests.support.workers import activity_ids, expected_results, output_topics, read_all, start_worker
 
 pytestmark = pytest.mark.integration
 

@@ -26,10 +26,9 @@ from consumer.devtools.embedded_broker import create_topics
 from consumer.ingest.records import webhook_record
 from consumer.pipeline.codec import AvroCodec
 from consumer.pipeline.codec.delivery_json import Delivery, parse
-from tests.integration.worker_support import read_all
+from tests.support.gateway import body_of, corpus, delivery, post, running_gateway, settings
 from tests.support.s3_broker import s3_broker
-
-from .support import body_of, corpus, delivery, post, running_gateway, settings
+from tests.support.workers import read_all
 
 pytestmark = pytest.mark.integration
 

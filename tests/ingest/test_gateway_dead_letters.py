@@ -27,9 +27,8 @@ from consumer.contract import (
     H_PROJECT_ID,
 )
 from consumer.devtools.embedded_broker import create_topics
-from tests.integration.worker_support import Record, read_all
-
-from .support import PROJECT, RunningGateway, body_of, corpus, delivery, post, running_gateway, settings
+from tests.support.gateway import PROJECT, RunningGateway, body_of, corpus, delivery, post, running_gateway, settings
+from tests.support.workers import Record, read_all
 
 pytestmark = pytest.mark.integration
 

@@ -14,10 +14,9 @@ import pytest
 
 from consumer.contract import H_ACTIVITY_ID
 from consumer.devtools.embedded_broker import free_tcp_port
-from tests.faults.mock_cluster import MockCluster
-from tests.integration.worker_support import read_all
-
-from .support import body_of, corpus, delivery, get, post, running_gateway, settings
+from tests.support.gateway import body_of, corpus, delivery, get, post, running_gateway, settings
+from tests.support.mock_cluster import MockCluster
+from tests.support.workers import read_all
 
 pytestmark = pytest.mark.faults
 

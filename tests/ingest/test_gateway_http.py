@@ -13,9 +13,7 @@ import pytest
 from consumer.contract import H_ACTIVITY_ID
 from consumer.devtools.embedded_broker import create_topics
 from consumer.ingest.signature import sign
-from tests.integration.worker_support import read_all
-
-from .support import (
+from tests.support.gateway import (
     RunningGateway,
     body_of,
     corpus,
@@ -25,6 +23,7 @@ from .support import (
     running_gateway,
     settings,
 )
+from tests.support.workers import read_all
 
 pytestmark = pytest.mark.integration
 

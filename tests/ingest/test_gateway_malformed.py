@@ -15,9 +15,8 @@ from typing import Any
 import pytest
 
 from consumer.contract import H_ACTIVITY_ID
-from tests.integration.worker_support import read_all
-
-from .support import SECRET, body_of, corpus, delivery, get, post, running_gateway, settings
+from tests.support.gateway import SECRET, body_of, corpus, delivery, get, post, running_gateway, settings
+from tests.support.workers import read_all
 
 pytestmark = pytest.mark.integration
 

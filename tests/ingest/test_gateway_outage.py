@@ -19,10 +19,9 @@ import pytest
 
 from consumer.contract import H_ACTIVITY_ID
 from consumer.devtools.embedded_broker import create_topics
-from tests.integration.worker_support import read_all
+from tests.support.gateway import body_of, corpus, delivery, get, post, running_gateway, settings
 from tests.support.s3_broker import s3_broker
-
-from .support import body_of, corpus, delivery, get, post, running_gateway, settings
+from tests.support.workers import read_all
 
 pytestmark = pytest.mark.integration
 

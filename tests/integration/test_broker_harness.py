@@ -15,7 +15,7 @@ from confluent_kafka.admin import AdminClient
 
 from consumer.devtools.embedded_broker import BrokerStartError, EmbeddedBroker, create_topics
 from consumer.telemetry.kafka_logs import routed
-from tests.conftest import TopicFactory
+from tests.support.broker import TopicFactory
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 

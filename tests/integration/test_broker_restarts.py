@@ -38,10 +38,10 @@ from consumer.contract import H_ACTIVITY_ID
 from consumer.devtools.embedded_broker import EmbeddedBroker, create_topics, free_tcp_port
 from consumer.pipeline.tickets import DeliveryAudit
 from consumer.telemetry.kafka_logs import routed
-from tests.integration.fault_support import committed, fast_stream, log_ends
-from tests.integration.worker_support import Record, output_topics, read_all, start_worker
 from tests.support.fault_matrix import Expect, MatrixRecorder, Tally, expectations, tally
 from tests.support.s3_broker import s3_broker
+from tests.support.tansu_faults import committed, fast_stream, log_ends
+from tests.support.workers import Record, output_topics, read_all, start_worker
 
 # serial: readiness must turn 503 within a 4 s outage, which a loaded machine can miss.
 pytestmark = [pytest.mark.integration, pytest.mark.serial, pytest.mark.timeout(300)]

@@ -19,7 +19,7 @@ from fastavro import parse_schema, schemaless_reader
 from consumer.catalogue import KNOWN_TYPES, NOTIFICATION_CHANNELS, canonical
 from consumer.contract import H_ACTIVITY_ID, H_ACTIVITY_TYPE
 from consumer.devtools.corpus import OPENAPI
-from tests.integration.worker_support import (
+from tests.support.workers import (
     REPO,
     make_stream,
     output_topics,

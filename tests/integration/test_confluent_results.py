@@ -19,8 +19,8 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 
 from consumer.cli.main import main
 from consumer.contract import H_ACTIVITY_ID, H_DLQ_REASON_CODE
-from tests.integration.worker_support import make_stream, output_topics, produce, read_all, start_worker
 from tests.support.registry_double import RegistryDouble
+from tests.support.workers import make_stream, output_topics, produce, read_all, start_worker
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 

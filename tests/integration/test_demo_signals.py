@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from consumer.devtools.embedded_broker import free_tcp_port
-from tests.integration.worker_support import REPO
+from tests.support.workers import REPO
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 

@@ -32,8 +32,8 @@ from consumer.contract import (
 from consumer.model import Activity, Result
 from consumer.pipeline.router import Router
 from consumer.runtime.worker import Worker
-from tests.conftest import TopicFactory
-from tests.integration.worker_support import (
+from tests.support.broker import TopicFactory
+from tests.support.workers import (
     TANSU_GROUP,
     activity_ids,
     make_stream,

@@ -25,8 +25,10 @@ from consumer.contract import H_ACTIVITY_ID, H_DLQ_REASON_CODE
 from consumer.model import Result, activity_from_record
 from consumer.pipeline.codec import AvroCodec, DecodeError
 from consumer.pipeline.router import Router
-from tests.conftest import TopicFactory
-from tests.integration.fault_support import (
+from tests.support.broker import TopicFactory
+from tests.support.fault_matrix import MatrixRecorder, Tally, expectations, tally
+from tests.support.fuzz_inputs import BadInput, classic_bad_inputs, corpus_events, mutations
+from tests.support.tansu_faults import (
     TransactionView,
     Trickle,
     committed,
@@ -37,7 +39,7 @@ from tests.integration.fault_support import (
     wait_committed_to_end,
     wait_for_log,
 )
-from tests.integration.worker_support import (
+from tests.support.workers import (
     Record,
     activity_ids,
     output_topics,
@@ -45,8 +47,6 @@ from tests.integration.worker_support import (
     start_worker,
     wait_for_records,
 )
-from tests.support.fault_matrix import MatrixRecorder, Tally, expectations, tally
-from tests.support.fuzz_inputs import BadInput, classic_bad_inputs, corpus_events, mutations
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 

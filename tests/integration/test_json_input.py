@@ -23,8 +23,9 @@ from consumer.contract import (
 )
 from consumer.ingest.records import customer_key
 from consumer.pipeline.codec import AvroCodec
-from tests.conftest import TopicFactory
-from tests.integration.worker_support import (
+from tests.support.broker import TopicFactory
+from tests.support.deliveries import KINDS, corpus, text, wrap
+from tests.support.workers import (
     Record,
     expected_results,
     output_topics,
@@ -32,7 +33,6 @@ from tests.integration.worker_support import (
     read_all,
     start_worker,
 )
-from tests.support.deliveries import KINDS, corpus, text, wrap
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 

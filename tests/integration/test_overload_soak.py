@@ -39,10 +39,10 @@ from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
 from consumer.contract import H_ACTIVITY_ID
 from consumer.devtools.corpus import templates
-from tests.conftest import TopicFactory
-from tests.integration.fault_support import committed, fast_stream
-from tests.integration.worker_support import output_topics, start_worker, stop_worker
+from tests.support.broker import TopicFactory
 from tests.support.fault_matrix import Expect, MatrixRecorder, expectations, tally
+from tests.support.tansu_faults import committed, fast_stream
+from tests.support.workers import output_topics, start_worker, stop_worker
 
 pytestmark = [pytest.mark.integration, pytest.mark.serial, pytest.mark.timeout(900)]
 

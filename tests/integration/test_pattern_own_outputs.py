@@ -13,7 +13,7 @@ from confluent_kafka import Consumer
 
 from consumer.contract import H_DLQ_SOURCE_TOPIC, STREAMS
 from consumer.devtools.embedded_broker import create_topics
-from tests.integration.worker_support import (
+from tests.support.workers import (
     activity_ids,
     expected_results,
     make_stream,

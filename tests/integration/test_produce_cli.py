@@ -12,7 +12,7 @@ from consumer.contract import H_ACTIVITY_TYPE
 from consumer.devtools.corpus import EXAMPLES, REPO, SEED_FIXTURES
 from consumer.ingest.records import customer_key
 from consumer.pipeline.codec import AvroCodec
-from tests.integration.worker_support import read_all
+from tests.support.workers import read_all
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 

@@ -20,7 +20,8 @@ import pytest
 
 from consumer.pipeline.codec import DEFAULT_SUBJECT, SchemaStore
 from consumer.pipeline.codec.registry import connect
-from tests.integration.worker_support import (
+from tests.support.registry_double import RegistryDouble
+from tests.support.workers import (
     activity_ids,
     expected_results,
     make_stream,
@@ -29,7 +30,6 @@ from tests.integration.worker_support import (
     read_all,
     start_worker,
 )
-from tests.support.registry_double import RegistryDouble
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 OUTAGE_S = 6.0

@@ -22,10 +22,10 @@ import pytest
 from consumer.contract import STREAMS
 from consumer.devtools.embedded_broker import find_tansu_binary, free_tcp_port
 from consumer.pipeline.topics import create_topics
-from tests.integration.fault_support import fast_stream, produce_all
-from tests.integration.worker_support import read_all, start_worker, stop_worker
 from tests.support.fault_matrix import MatrixRecorder, MissingBehaviour, expectations, tally
+from tests.support.tansu_faults import fast_stream, produce_all
 from tests.support.tls import Pki, TlsTerminator, make_pki
+from tests.support.workers import read_all, start_worker, stop_worker
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 

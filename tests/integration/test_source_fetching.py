@@ -25,8 +25,8 @@ from consumer.devtools.embedded_broker import create_topics
 from consumer.pipeline.source import Source
 from consumer.runtime.member import Member
 from consumer.runtime.worker import Worker
-from tests.integration.fault_support import fast_stream
-from tests.integration.worker_support import TANSU_GROUP, produce
+from tests.support.tansu_faults import fast_stream
+from tests.support.workers import TANSU_GROUP, produce
 
 pytestmark = [pytest.mark.integration, pytest.mark.serial, pytest.mark.timeout(120)]
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.worker_support import (
+from tests.support.workers import (
     activity_ids,
     expected_results,
     make_stream,

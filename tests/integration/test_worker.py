@@ -20,9 +20,9 @@ from consumer.contract import (
     H_DLQ_SOURCE_OFFSET,
     H_DLQ_SOURCE_TOPIC,
 )
-from tests.conftest import TopicFactory
-from tests.integration.fault_support import wait_committed_to_end
-from tests.integration.worker_support import (
+from tests.support.broker import TopicFactory
+from tests.support.tansu_faults import wait_committed_to_end
+from tests.support.workers import (
     activity_ids,
     end_offsets,
     expected_results,

@@ -18,7 +18,7 @@ from consumer.devtools.embedded_broker import create_topics
 from consumer.model import Activity, Result
 from consumer.pipeline.router import Router
 from consumer.runtime.worker import Worker
-from tests.integration.worker_support import (
+from tests.support.workers import (
     TANSU_GROUP,
     activity_ids,
     expected_results,

@@ -20,9 +20,8 @@ from consumer.catalogue import FAMILIES, KNOWN_TYPES, NOTIFICATION_CHANNELS
 from consumer.contract import STREAMS
 from consumer.telemetry import logs
 from consumer.telemetry.logs import REDACTED, redact_personal_data
-from tests.integration.worker_support import templates
-from tests.observability.conftest import ObservedRun
-from tests.observability.support import personal_values, walk
+from tests.support.observed_worker import ObservedRun, personal_values, walk
+from tests.support.workers import templates
 
 EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 PHONE = re.compile(r"\+\d{1,3}[\s.-]?\d{3,4}[\s.-]?\d{3,}")

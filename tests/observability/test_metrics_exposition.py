@@ -14,8 +14,7 @@ from typing import Any
 import pytest
 
 from consumer.catalogue import KNOWN_TYPES, NOTIFICATION_CHANNELS, OTHER, family_of, label_of
-from tests.observability.conftest import PARTITIONS, ObservedRun
-from tests.observability.support import campaign_names
+from tests.support.observed_worker import PARTITIONS, ObservedRun, campaign_names
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 

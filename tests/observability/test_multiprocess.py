@@ -13,7 +13,7 @@ import pytest
 
 from consumer.catalogue import OTHER, label_of
 from consumer.devtools.embedded_broker import create_topics
-from tests.observability.support import Scrape, WorkerProc, corpus_stream, produce_recording, wait_for
+from tests.support.observed_worker import Scrape, WorkerProc, corpus_stream, produce_recording, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(150)]
 

@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import TopicFactory
-from tests.observability.conftest import PARTITIONS, ObservedRun
-from tests.observability.support import Reply, WorkerProc, wait_for
+from tests.support.broker import TopicFactory
+from tests.support.observed_worker import PARTITIONS, ObservedRun, Reply, WorkerProc, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from consumer.devtools.embedded_broker import free_tcp_port
-from tests.observability.support import ALERTS, REPO, try_get, wait_for
+from tests.support.observed_worker import ALERTS, REPO, try_get, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(150)]
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from consumer.telemetry.logs import REDACTED
-from tests.conftest import TopicFactory
-from tests.integration.worker_support import TANSU_GROUP_ENV
-from tests.observability.support import REPO, WorkerProc, corpus_stream, produce_recording, wait_for
+from tests.support.broker import TopicFactory
+from tests.support.observed_worker import REPO, WorkerProc, corpus_stream, produce_recording, wait_for
+from tests.support.workers import TANSU_GROUP_ENV
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 

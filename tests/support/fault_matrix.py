@@ -29,7 +29,7 @@ from consumer.contract import H_ACTIVITY_ID
 from consumer.model import activity_from_record
 from consumer.pipeline.codec import AvroCodec, DecodeError
 from consumer.pipeline.router import Router
-from tests.integration.worker_support import Record
+from tests.support.workers import Record
 
 Stream = Iterable[tuple[str, str | None, bytes]]
 _FILE = "fault-matrix.jsonl"

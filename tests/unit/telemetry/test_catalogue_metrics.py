@@ -20,7 +20,7 @@ from consumer.pipeline.codec import AvroCodec
 from consumer.pipeline.router import Router
 from consumer.telemetry.business_metrics import BusinessMetrics
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 FOLDERS = (
     EXAMPLES,
     REPO / "tests" / "fixtures" / "seed",

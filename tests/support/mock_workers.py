@@ -30,8 +30,8 @@ from consumer.pipeline.codec import AvroCodec, DecodeError
 from consumer.pipeline.router import Router
 from consumer.runtime.worker import Worker
 from consumer.telemetry.kafka_logs import routed
-from tests.faults.mock_cluster import MockCluster
-from tests.integration.worker_support import Record, read_all
+from tests.support.mock_cluster import MockCluster
+from tests.support.workers import Record, read_all
 
 Stream = list[tuple[str, str | None, bytes]]
 # Client settings that make faults show up (and heal) within seconds rather than minutes.

@@ -1,15 +1,18 @@
 """Helpers for the observability tests: a worker subprocess with its HTTP endpoint, scrapes
-parsed into samples, a corpus stream whose JSON payloads are kept, and the personal data in it.
+parsed into samples, a corpus stream whose JSON payloads are kept, the personal data in it, and
+one observed worker run (`observe_run`, behind tests/observability's `observed_run` fixture).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import subprocess
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,12 +22,12 @@ from confluent_kafka import Producer
 from prometheus_client.parser import text_string_to_metric_families
 
 from consumer.contract import H_ACTIVITY_ID
-from consumer.devtools.embedded_broker import free_tcp_port
+from consumer.devtools.embedded_broker import create_topics, free_tcp_port
 from consumer.ingest.records import customer_key
 from consumer.kafka_io import produce_waiting
 from consumer.pipeline.codec import AvroCodec
 from consumer.telemetry.kafka_logs import routed
-from tests.integration.worker_support import make_stream, templates, worker_command, worker_env
+from tests.support.workers import make_stream, templates, worker_command, worker_env
 
 REPO = Path(__file__).resolve().parents[2]
 ALERTS = REPO / "deploy" / "prometheus" / "alerts.yml"
@@ -337,3 +340,103 @@ class WorkerProc:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
+
+
+# --------------------------------------------------------------------------------------------
+# one observed run (the `observed_run` fixture of tests/observability)
+
+PARTITIONS = 4
+
+
+@dataclass
+class ObservedRun:
+    topic: str
+    events: list[SentEvent]
+    worker: WorkerProc
+    readiness: list[Reply] = field(default_factory=list)  # every /readyz reply, in order
+    liveness: list[Reply] = field(default_factory=list)
+    final: Scrape | None = None
+    scraped_at: float = 0.0  # time.time() of the final scrape
+    started_at: float = 0.0  # time.time() when the worker was started
+    exit_code: int | None = None
+    stop_seconds: float = 0.0
+    stdout: str = ""
+    stderr: str = ""
+
+    @property
+    def scrape(self) -> Scrape:
+        assert self.final is not None
+        return self.final
+
+
+def _probe(run: ObservedRun) -> bool:
+    """One /readyz and one /healthz, recorded; False while nothing listens."""
+    answered = False
+    for path, into in (("/readyz", run.readiness), ("/healthz", run.liveness)):
+        reply = run.worker.get(path)
+        if reply is not None:
+            into.append(reply)
+            answered = True
+    return answered
+
+
+def _all_accounted(run: ObservedRun) -> Scrape | None:
+    _probe(run)
+    reply = run.worker.get("/metrics")
+    if reply is None:
+        return None
+    s = Scrape(reply.body)
+    n = len(run.events)
+    consumed = s.total("activity_consumer_events_consumed_total")
+    handled = s.total("activity_consumer_events_processed_total") + s.total("activity_consumer_dead_letters_total")
+    return s if consumed == n and handled == n else None
+
+
+def _lag_reported(run: ObservedRun) -> Scrape | None:
+    _probe(run)
+    s = run.worker.scrape()
+    lag = s.select("activity_consumer_lag_messages", topic=run.topic)
+    return s if len(lag) == PARTITIONS and all(x.value == 0 for x in lag) else None
+
+
+@contextlib.contextmanager
+def observe_run(kafka_bootstrap: str, out_dir: Path) -> Iterator[ObservedRun]:
+    """One observed worker run, shared by the exposition, probe and log tests.
+
+    The worker (a subprocess, `--log-format json`, ACTIVITY_LOG_LEVEL=debug, metrics on a free
+    port) consumes ~200 corpus events, unknown types and poison of every kind from a 4-partition
+    topic on the session's Tansu broker. While it runs, /readyz, /healthz and /metrics are polled;
+    once every record is accounted for and librdkafka has reported the lag of every partition,
+    a final scrape is kept, then the worker gets SIGTERM. The tests assert on what was recorded.
+    """
+    topic = f"obs-run.{uuid.uuid4().hex[:12]}"
+    create_topics(kafka_bootstrap, {topic: PARTITIONS})
+    events = corpus_stream(200, unknown=5, poison=3)
+    produce_recording(kafka_bootstrap, topic, events)
+
+    started_at = time.time()
+    worker = WorkerProc.start(
+        kafka_bootstrap,
+        topic,
+        f"obs-run-{uuid.uuid4().hex[:8]}",
+        out_dir,
+        idle=120,  # never idles out here: the run ends with SIGTERM
+        env={"ACTIVITY_LOG_LEVEL": "debug"},
+    )
+    run = ObservedRun(topic, events, worker, started_at=started_at)
+    try:
+        wait_for(lambda: _probe(run), 20, "the worker's HTTP endpoint", 0.01)
+        wait_for(lambda: _all_accounted(run), 60, "every record in the consumed/processed/dead-letter counters", 0.05)
+        # librdkafka reports lag every statistics.interval.ms (5 s)
+        run.final = wait_for(lambda: _lag_reported(run), 20, "consumer lag 0 on every partition", 0.1)
+        run.scraped_at = time.time()
+        _probe(run)
+        run.exit_code, run.stop_seconds = worker.terminate(timeout=30)
+        run.stdout, run.stderr = worker.stdout(), worker.stderr()
+    except AssertionError as exc:
+        worker.kill()
+        raise AssertionError(f"{exc}\n{worker.tail()}") from exc
+    try:
+        yield run
+    finally:
+        worker.kill()

@@ -14,7 +14,7 @@ from consumer.model import activity_from_record
 from consumer.pipeline.codec import AvroCodec, avro_codec, engines
 from consumer.pipeline.codec.results import RESULTS_NAMESPACE
 from consumer.runtime.worker import Worker
-from tests.conformance._support import EXAMPLES, load
+from tests.support.conformance import EXAMPLES, load
 
 EVENT = load(EXAMPLES / "customer.created.json")
 

@@ -16,9 +16,9 @@ from consumer.contract import GENERIC
 from consumer.devtools.corpus import EXAMPLES
 from consumer.pipeline.codec import AvroCodec, EncodeError, SchemaStore
 from consumer.pipeline.codec.jsonavro import iso_to_ms, ms_to_iso
-from tests.conformance._support import identical
+from tests.support.conformance import identical
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[4]
 SEGMENT = json.loads((EXAMPLES / "customer.segment.entered.json").read_text())
 REWARD_COMPLETED = json.loads((EXAMPLES / "customer.reward_redemptions.completed.json").read_text())
 

@@ -17,7 +17,7 @@ from consumer.pipeline.codec import AvroCodec
 from consumer.pipeline.handlers import distribution, fallback, segments
 from consumer.pipeline.router import HANDLERS, Router
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 SEED_FIXTURES = REPO / "tests" / "fixtures" / "seed"
 CATALOGUE_FIXTURES = REPO / "tests" / "fixtures" / "catalogue"
 RESULTS_DIR = REPO / "avro" / "results"

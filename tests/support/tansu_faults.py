@@ -18,14 +18,14 @@ from consumer.contract import H_ACTIVITY_ID
 from consumer.ingest.records import customer_key
 from consumer.kafka_io import produce_waiting
 from consumer.pipeline.codec import AvroCodec
-from tests.integration.worker_support import Record, read_all, templates
+from tests.support.workers import Record, read_all, templates
 
 Event = tuple[str, str | bytes | None, bytes | None]
 _PLACEHOLDER = "evcus_PLACEHOLDER_0000"  # as long as every id below (22 characters)
 
 
 def fast_stream(n: int, seed: int) -> list[tuple[str, str | None, bytes]]:
-    """Like `worker_support.make_stream(n)`, about 50x cheaper: each template is encoded once and
+    """Like `workers.make_stream(n)`, about 50x cheaper: each template is encoded once and
     its id (a fixed-length Avro string) is replaced in the bytes."""
     codec = AvroCodec()
     encoded: list[tuple[str | None, bytes]] = []

@@ -35,7 +35,7 @@ from consumer.pipeline.handlers import (
 from consumer.pipeline.handlers._common import TEXT_LIMIT, bounded_text
 from consumer.pipeline.router import HANDLERS
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[4]
 SEED_FIXTURES = REPO / "tests" / "fixtures" / "seed"
 CATALOGUE_FIXTURES = REPO / "tests" / "fixtures" / "catalogue"
 RESULTS_DIR = REPO / "avro" / "results"

@@ -13,7 +13,7 @@ from fastavro import parse_schema
 
 from consumer.pipeline.codec import SchemaStore
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[4]
 AVRO = REPO / "avro"
 STORE = SchemaStore(AVRO)
 NAMES = sorted(STORE.files)

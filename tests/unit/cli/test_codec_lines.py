@@ -14,7 +14,7 @@ from consumer.cli.codec_lines import decode_lines, encode_lines
 from consumer.devtools.corpus import EXAMPLES
 from consumer.pipeline.codec import AvroCodec
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 ACTIVITIES = [json.loads(p.read_text()) for p in sorted(EXAMPLES.glob("*.json"))]
 
 

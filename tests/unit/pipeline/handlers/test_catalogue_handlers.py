@@ -24,7 +24,7 @@ from consumer.pipeline.codec import AvroCodec
 from consumer.pipeline.handlers import fallback
 from consumer.pipeline.router import HANDLERS, Router
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[4]
 CATALOGUE_FIXTURES = REPO / "tests" / "fixtures" / "catalogue"
 NEWER = sorted(KNOWN_TYPES - SEED_TYPES)
 CODEC = AvroCodec()

@@ -11,7 +11,7 @@ import pytest
 from consumer.devtools import schemagen
 from consumer.devtools.corpus import OPENAPI
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 GENERATED_FOLDERS = ("envelope", "data", "types")
 
 

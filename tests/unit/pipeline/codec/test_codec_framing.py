@@ -20,7 +20,7 @@ from fastavro.schema import to_parsing_canonical_form
 from consumer.devtools.corpus import EXAMPLES
 from consumer.pipeline.codec import AvroCodec, DecodeError, RegistryUnavailable, SchemaStore
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[4]
 ACTIVITY = json.loads((EXAMPLES / "customer.segment.entered.json").read_text())
 
 

@@ -21,7 +21,7 @@ from consumer.telemetry.business_metrics import (
     failure_code_label,
 )
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 SEED_FIXTURES = REPO / "tests" / "fixtures" / "seed"
 
 

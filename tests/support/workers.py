@@ -22,7 +22,7 @@ from consumer.kafka_io import produce_waiting
 from consumer.pipeline.codec import AvroCodec
 from consumer.telemetry.kafka_logs import routed
 
-# A worker's group settings for quick joins on Tansu (tests/conftest.py, FAST_GROUP_CONFIG, says
+# A worker's group settings for quick joins on Tansu (tests/support/broker.py, FAST_GROUP_CONFIG, says
 # why), as `Settings.kafka` and as the environment of a worker process.
 TANSU_GROUP = {"session.timeout.ms": "6000", "heartbeat.interval.ms": "500", "group.protocol": "classic"}
 TANSU_GROUP_ENV = {"KAFKA_" + k.upper().replace(".", "_"): v for k, v in TANSU_GROUP.items()}
