@@ -9,15 +9,9 @@ from urllib.parse import urlsplit
 import pytest
 
 from consumer.cli.main import _parser
-from tests.support.kustomize import K8S_VERSION, KUSTOMIZATIONS, _kubernetes_validate, _render
+from tests.support.kustomize import K8S_VERSION, KUSTOMIZATIONS, _kubernetes_validate, _one, _render
 
 REPLAY_EXAMPLE = "examples/dlq-replay"
-
-
-def _one(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
-    found = [d for d in docs if d["kind"] == kind]
-    assert len(found) == 1, f"expected one {kind}, got {len(found)}"
-    return found[0]
 
 
 def _ports(rule: dict[str, Any]) -> set[tuple[Any, str]]:

