@@ -9,7 +9,7 @@ from pathlib import Path
 from consumer.kafka_keys import CONSUMER_ONLY, PRODUCER_ONLY
 from consumer.pipeline.clients import client_config
 
-PACKAGE = Path(__file__).resolve().parents[2] / "consumer"
+PACKAGE = Path(__file__).resolve().parents[3] / "consumer"
 KAFKA = {"group.id": "from-env", "linger.ms": "50", "security.protocol": "SSL", "acks": "1"}
 
 

@@ -27,7 +27,7 @@ from consumer.devtools.readme import markers
 from consumer.kafka_keys import OWNED
 from consumer.pii import REDACTED
 
-README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+README = (Path(__file__).resolve().parents[3] / "README.md").read_text()
 
 BASE = {"ACTIVITY_TOPICS": "customer-activity"}
 

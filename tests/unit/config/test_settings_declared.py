@@ -10,7 +10,7 @@ from pathlib import Path
 
 from consumer.config import COMMANDS, KAFKA_PREFIX, specs_of
 
-PACKAGE = Path(__file__).resolve().parents[2] / "consumer"
+PACKAGE = Path(__file__).resolve().parents[3] / "consumer"
 VARIABLE = re.compile(r"[A-Z][A-Z0-9]*(_[A-Z0-9]+)+")
 
 
@@ -34,6 +34,7 @@ def test_every_variable_read_is_declared_once() -> None:
     declared = Counter(spec.env for spec in specs.values())
     repeated = {env for env, n in declared.items() if n > 1}
     assert not repeated, f"declared more than once: {sorted(repeated)}"
+    assert (PACKAGE / "config" / "worker.py").is_file(), PACKAGE  # the scan reads the package, not nothing
     stray = [
         f"{path.relative_to(PACKAGE.parent)}:{line}: {name}"
         for path in sorted(PACKAGE.rglob("*.py"))
