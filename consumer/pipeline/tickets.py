@@ -7,11 +7,14 @@ both can import it and neither imports the other's internals.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from confluent_kafka import KafkaError, Message
 
 from consumer.errors import ConsumerError
+
+if TYPE_CHECKING:
+    from consumer.telemetry.tallies import Committed
 
 
 class DeliveryFailed(ConsumerError, RuntimeError):
@@ -73,7 +76,7 @@ class Ticket:
         self.sealed = False
         self.error: KafkaError | None = None
         self.unverified = False
-        self.tally: Any = None  # the worker's counts for this slice, applied once it is committed
+        self.tally: Committed | None = None  # the worker's counts for this slice, applied once it is committed
 
     def ack(self, err: KafkaError | None, msg: Message) -> None:
         if err is not None:
