@@ -1,9 +1,10 @@
 """The repository stands alone: a clone of it, and nothing beside it, builds and passes.
 
 Every file git knows (tracked, or new and not ignored) is read; a path that reaches outside the
-checkout fails the test, naming the file and line: a sibling `shared` folder (`../shared`,
-`REPO.parent / "shared"`, a `SHARED ?=` Make variable, an absolute `/work/shared`), the parent
-of the repository's root (`REPO.parent`), or `Path(__file__)` climbed above the root. Prose in
+checkout fails the test, naming the file and line: the team's reference folder beside the
+checkout (SIBLING below: relative, joined to a parent folder, a Make variable, or the absolute
+path it has on the team's machines), the parent of the repository's root (`REPO.parent`), or
+`Path(__file__)` climbed above the root. Prose in
 Markdown is not read. Voucherify's reference data the code needs lives in the package
 (`consumer.devtools.corpus`), and it is all there.
 """
@@ -23,13 +24,15 @@ from consumer.devtools import corpus
 REPO = Path(__file__).resolve().parents[2]
 SELF = Path(__file__).resolve().relative_to(REPO).as_posix()
 
+# The team's reference folder that sits beside the checkout on its machines (never in a user's clone).
+SIBLING = "shared"
 # Textual forms of a path beside or above the checkout.
 OUTSIDE = [
-    (re.compile(r"\.\./+shared\b"), "../shared"),
-    (re.compile(r"/work/shared\b"), "an absolute /work/shared"),
-    (re.compile(r"^\s*(?:export\s+)?SHARED\s*[:?+!]?=", re.M), "a SHARED variable"),
-    (re.compile(r"""["']\.\.["']\s*[,/)]\s*["']shared["']"""), '".." joined with "shared"'),
-    (re.compile(r"""\.parents?(?:\[\d+\])?\s*/\s*["']shared["']"""), 'a join of "shared" to a parent folder'),
+    (re.compile(rf"\.\./+{SIBLING}\b"), f"../{SIBLING}"),
+    (re.compile(rf"/work/{SIBLING}\b"), f"an absolute /work/{SIBLING}"),
+    (re.compile(rf"^\s*(?:export\s+)?{SIBLING.upper()}\s*[:?+!]?=", re.M), f"a {SIBLING.upper()} variable"),
+    (re.compile(rf"""["']\.\.["']\s*[,/)]\s*["']{SIBLING}["']"""), f'".." joined with "{SIBLING}"'),
+    (re.compile(rf"""\.parents?(?:\[\d+\])?\s*/\s*["']{SIBLING}["']"""), f'a join of "{SIBLING}" to a parent folder'),
     (re.compile(r"\b_?(?:REPO|ROOT|REPO_ROOT|PROJECT_ROOT)\.parent\b"), "the parent of the repository's root"),
 ]
 # Path(__file__) climbed with .parent / .parents[N]: how far, to compare with the file's depth.
@@ -38,8 +41,14 @@ STEP = re.compile(r"\.parent\b|\.parents\[(\d+)\]")
 
 
 def _files() -> list[str]:
+    """The files git knows; outside a git checkout (an unpacked sdist), every file but hidden folders'."""
     if shutil.which("git") is None or not (REPO / ".git").exists():
-        pytest.skip("not a git checkout: the files to read are the ones git knows")
+        return sorted(
+            path.relative_to(REPO).as_posix()
+            for path in REPO.rglob("*")
+            if path.is_file()
+            and not any(part.startswith(".") or part == "__pycache__" for part in path.relative_to(REPO).parts)
+        )
     listed = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
         cwd=REPO,
@@ -82,13 +91,13 @@ def test_no_tracked_file_reads_a_path_outside_the_checkout() -> None:
 @pytest.mark.parametrize(
     ("name", "text"),
     [
-        ("Makefile", "SHARED ?= ../shared\n"),
-        ("tests/unit/t.py", 'X = REPO.parent / "shared" / "voucherify"\n'),
-        ("tests/unit/t.py", 'X = Path(__file__).resolve().parents[3] / "shared"\n'),
+        ("Makefile", f"{SIBLING.upper()} ?= ../{SIBLING}\n"),
+        ("tests/unit/t.py", f'X = REPO.parent / "{SIBLING}" / "voucherify"\n'),
+        ("tests/unit/t.py", f'X = Path(__file__).resolve().parents[3] / "{SIBLING}"\n'),
         ("tests/support/t.py", 'X = Path(__file__).resolve().parents[2].parent / "examples"\n'),
         ("tests/t.py", "X = Path(__file__).parent.parent.parent\n"),
-        ("tools/x.sh", 'cat "/work/shared/voucherify/README.md"\n'),
-        ("x.py", 'os.path.join(ROOT, "..", "shared")\n'),
+        ("tools/x.sh", f'cat "/work/{SIBLING}/voucherify/README.md"\n'),
+        ("x.py", f'os.path.join(ROOT, "..", "{SIBLING}")\n'),
     ],
 )
 def test_each_form_of_an_outside_path_is_caught(name: str, text: str) -> None:
@@ -101,7 +110,7 @@ def test_each_form_of_an_outside_path_is_caught(name: str, text: str) -> None:
         ("tests/unit/t.py", 'X = Path(__file__).resolve().parents[2] / "avro"\n'),
         ("consumer/devtools/t.py", 'X = Path(__file__).resolve().parent / "data"\n'),
         (".ci/run", 'cd "$(dirname "$0")/.."\n'),
-        ("consumer/config.py", 'x: str = shared("bootstrap_servers")\n'),
+        ("consumer/config/gateway.py", f'x: str = {SIBLING}("bootstrap_servers")\n'),
     ],
 )
 def test_paths_inside_the_checkout_pass(name: str, text: str) -> None:
