@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from typing import IO
 
 from confluent_kafka import Consumer, KafkaException
@@ -96,12 +97,19 @@ def run(args: argparse.Namespace, out: IO[str] | None = None, err: IO[str] | Non
         return 2
     bootstrap = resolved("bootstrap_servers", args.bootstrap_servers)
     replaying = args.dlq_command == "replay"
-    consumer = Consumer(_clients.reader_config(bootstrap, args.group if replaying else None))
+
+    def work(scan: Scan) -> int:
+        return _replay(args, scan, filters, bootstrap, out, err) if replaying else _inspect(args, scan, filters, out)
+
+    return _scanning(bootstrap, args.group if replaying else None, args.topic, work, err)
+
+
+def _scanning(bootstrap: str, group: str | None, topic: str, work: Callable[[Scan], int], err: IO[str]) -> int:
+    """`work` on a scan of `topic` (from `group`'s committed position when a group is given); a
+    DlqError or a Kafka error is one line on `err` and exit 1."""
+    consumer = Consumer(_clients.reader_config(bootstrap, group))
     try:
-        scan = Scan(consumer, args.topic, from_committed=replaying)
-        if replaying:
-            return _replay(args, scan, filters, bootstrap, out, err)
-        return _inspect(args, scan, filters, out)
+        return work(Scan(consumer, topic, from_committed=group is not None))
     except DlqError as exc:
         err.write(f"error: {exc}\n")
         return 1
@@ -159,23 +167,16 @@ def _remap(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         return 2
     bootstrap = settings.bootstrap_servers
     codec = AvroCodec(framing=settings.framing, registry=connect(settings.schema_registry_url))
-    consumer = Consumer(_clients.reader_config(bootstrap, args.group))
-    try:
-        scan = Scan(consumer, settings.dead_letter_topic(), from_committed=True)
-        config = None if args.dry_run else _clients.writer_config(bootstrap)
+    config = None if args.dry_run else _clients.writer_config(bootstrap)
+
+    def work(scan: Scan) -> int:
         tally = remap(scan, settings, codec, producer_config=config, out=out)
-    except DlqError as exc:
-        err.write(f"error: {exc}\n")
-        return 1
-    except KafkaException as exc:
-        err.write(f"error: Kafka at {bootstrap}: {exc.args[0].str() if exc.args else exc}\n")
-        return 1
-    finally:
-        consumer.close()
-    err.write(tally.line(args.dry_run) + "\n")
-    if tally.unmapped and not args.dry_run:
-        err.write(
-            f"note: {sum(tally.unmapped.values())} dead letter(s) still do not map; they stay in"
-            f" {settings.dead_letter_topic()}, behind group {args.group!r}'s position\n"
-        )
-    return 0
+        err.write(tally.line(args.dry_run) + "\n")
+        if tally.unmapped and not args.dry_run:
+            err.write(
+                f"note: {sum(tally.unmapped.values())} dead letter(s) still do not map; they stay in"
+                f" {settings.dead_letter_topic()}, behind group {args.group!r}'s position\n"
+            )
+        return 0
+
+    return _scanning(bootstrap, args.group, settings.dead_letter_topic(), work, err)
